@@ -192,7 +192,7 @@ typedef struct tdm_iter tdm_iter;
 
 /* One condition on labels: `key` must be present with a value equal to
  * `value`; `value` "*" means any value; a value ending in "*" matches by
- * prefix ("org:acme/*"). */
+ * prefix ("org:acme/" followed by a star). */
 typedef struct tdm_match {
 	const char *key;
 	const char *value;

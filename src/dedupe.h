@@ -1,0 +1,59 @@
+/* dedupe.h - the in-memory structures that make idempotent append cheap.
+ *
+ * dd_set:    fingerprint -> file offset multimap (open addressing).
+ * dd_window: a dd_set of the main-file records inside a shard's grace
+ *            window, evicted in arrival order as the watermark rises.
+ * dd_filter: a bitmap of the low 32 bits of the fingerprints of every
+ *            main-file record of a shard: "surely not there" for late
+ *            events without a file read.
+ * A fingerprint only nominates candidates; the writer compares the bytes. */
+#ifndef TDM_DEDUPE_H
+#define TDM_DEDUPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dd_slot {
+	uint64_t fp;
+	uint64_t off; /* 0: empty (records never start at offset 0) */
+} dd_slot;
+
+typedef struct dd_set {
+	dd_slot *slots;
+	size_t mask, count;
+} dd_set;
+
+void dd_set_init(dd_set *s);
+void dd_set_free(dd_set *s);
+int dd_set_add(dd_set *s, uint64_t fp, uint64_t off);
+void dd_set_remove(dd_set *s, uint64_t fp, uint64_t off);
+/* Candidates for `fp`: start with *cursor = 0; returns the next offset
+ * stored under fp, or 0 when there are no more. */
+uint64_t dd_set_next(const dd_set *s, uint64_t fp, size_t *cursor);
+
+typedef struct dd_window {
+	dd_set set;
+	struct dd_fifo_item {
+		uint64_t fp, off;
+		int64_t ts;
+	} *fifo;
+	size_t head, len, cap;
+} dd_window;
+
+void dd_window_init(dd_window *w);
+void dd_window_free(dd_window *w);
+int dd_window_add(dd_window *w, uint64_t fp, uint64_t off, int64_t ts);
+/* Drops entries, oldest arrival first, while their ts < cutoff. Entries
+ * that arrived later but are older stay a little longer: harmless. */
+void dd_window_evict(dd_window *w, int64_t cutoff);
+
+typedef struct dd_filter {
+	void *bitmap;
+} dd_filter;
+
+int dd_filter_init(dd_filter *f);
+void dd_filter_free(dd_filter *f);
+void dd_filter_add(dd_filter *f, uint64_t fp);
+int dd_filter_maybe(const dd_filter *f, uint64_t fp);
+
+#endif

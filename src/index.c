@@ -1,0 +1,341 @@
+/* index.c - per-shard state rows and the sparse time index in KV. */
+#include <stdint.h>
+#include <string.h>
+
+#include "error.h"
+#include "index.h"
+#include "shard.h"
+
+#define META_FIELDS 12
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void index_meta_init(shard_meta *m, int64_t shard)
+{
+	memset(m, 0, sizeof *m);
+	m->shard = shard;
+	m->main_len = SHARD_HEADER;
+	m->max_ts = -1;
+	m->min_ts = INT64_MAX;
+	m->block_off = SHARD_HEADER;
+	m->block_key = -1;
+	m->block_min = INT64_MAX;
+}
+
+static void meta_encode(uint8_t *out, const shard_meta *m)
+{
+	const uint64_t f[META_FIELDS] = {
+		m->main_len, m->recon_len, m->main_count, m->recon_count,
+		(uint64_t)m->max_ts, (uint64_t)m->min_ts, m->max_seq, m->block_off,
+		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries, 0};
+	for (int i = 0; i < META_FIELDS; i++)
+		put_le64(out + 8 * i, f[i]);
+}
+
+static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p)
+{
+	m->shard = shard;
+	m->main_len = get_le64(p);
+	m->recon_len = get_le64(p + 8);
+	m->main_count = get_le64(p + 16);
+	m->recon_count = get_le64(p + 24);
+	m->max_ts = (int64_t)get_le64(p + 32);
+	m->min_ts = (int64_t)get_le64(p + 40);
+	m->max_seq = get_le64(p + 48);
+	m->block_off = get_le64(p + 56);
+	m->block_key = (int64_t)get_le64(p + 64);
+	m->block_min = (int64_t)get_le64(p + 72);
+	m->index_entries = get_le64(p + 80);
+}
+
+static int meta_sound(const shard_meta *m)
+{
+	return m->main_len >= SHARD_HEADER && m->block_off >= SHARD_HEADER &&
+	       m->block_off <= m->main_len && m->max_ts >= -1 &&
+	       (m->recon_len == 0 || m->recon_len >= SHARD_HEADER);
+}
+
+int index_meta_get(shard_meta *out, kv_txn *txn, int64_t shard)
+{
+	uint8_t key[8];
+	put_be64(key, (uint64_t)shard);
+	kv_val v;
+	int r = kv_get(&v, txn, KV_SHARDS, key, sizeof key);
+	if (r)
+		return r;
+	if (v.len != 8 * META_FIELDS)
+		return tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row of %zu bytes",
+		                (long long)shard, v.len);
+	meta_decode(out, shard, v.data);
+	if (!meta_sound(out))
+		return tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row is inconsistent",
+		                (long long)shard);
+	return 0;
+}
+
+int index_meta_put(kv_txn *txn, const shard_meta *m)
+{
+	uint8_t key[8], val[8 * META_FIELDS];
+	put_be64(key, (uint64_t)m->shard);
+	meta_encode(val, m);
+	return kv_put(txn, KV_SHARDS, key, sizeof key, val, sizeof val);
+}
+
+int index_meta_del(kv_txn *txn, int64_t shard)
+{
+	uint8_t key[8];
+	put_be64(key, (uint64_t)shard);
+	return kv_del_prefix(txn, KV_SHARDS, key, sizeof key);
+}
+
+int index_meta_each(kv_txn *txn, int64_t lo, int64_t hi,
+                    int (*fn)(void *ctx, const shard_meta *m), void *ctx)
+{
+	kv_cursor *c;
+	int r = kv_cursor_open(&c, txn, KV_SHARDS);
+	if (r)
+		return r;
+	uint8_t start[8];
+	put_be64(start, (uint64_t)(lo < 0 ? 0 : lo));
+	kv_val k = {start, sizeof start}, v;
+	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); r == 0;
+	     r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
+		if (k.len != 8 || v.len != 8 * META_FIELDS) {
+			r = tdm_fail(TDM_ECORRUPT, "index: malformed shard state row");
+			break;
+		}
+		int64_t shard = (int64_t)get_be64(k.data);
+		if (shard > hi)
+			break;
+		shard_meta m;
+		meta_decode(&m, shard, v.data);
+		if (!meta_sound(&m)) {
+			r = tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row is inconsistent",
+			             (long long)shard);
+			break;
+		}
+		if ((r = fn(ctx, &m)))
+			break;
+	}
+	kv_cursor_close(c);
+	return r == TDM_ENOTFOUND ? 0 : r;
+}
+
+static void entry_key(uint8_t *out, int64_t shard, int64_t key, uint64_t off)
+{
+	put_be64(out, (uint64_t)shard);
+	put_be64(out + 8, (uint64_t)(key + 1));
+	put_be64(out + 16, off);
+}
+
+static int entry_put(kv_txn *txn, int64_t shard, int64_t key, uint64_t off,
+                     int64_t min)
+{
+	uint8_t k[24], v[8];
+	entry_key(k, shard, key, off);
+	put_le64(v, (uint64_t)min);
+	return kv_put(txn, KV_INDEX, k, sizeof k, v, sizeof v);
+}
+
+int index_put_txn(void *txn, int64_t shard, const index_entry *e)
+{
+	return entry_put(txn, shard, e->key, e->off, e->min);
+}
+
+int index_note_main(shard_meta *m, uint64_t off, uint32_t len, int64_t ts,
+                    uint32_t interval, index_put_fn put, void *ctx)
+{
+	int r;
+	if (m->index_entries == 0) {
+		index_entry first = {m->block_key, m->block_off, INT64_MAX};
+		if ((r = put(ctx, m->shard, &first)))
+			return r;
+		m->index_entries = 1;
+	} else if (off - m->block_off >= interval) {
+		index_entry closed = {m->block_key, m->block_off, m->block_min};
+		index_entry opened = {m->max_ts, off, INT64_MAX};
+		if ((r = put(ctx, m->shard, &closed)) || (r = put(ctx, m->shard, &opened)))
+			return r;
+		m->block_off = off;
+		m->block_key = m->max_ts;
+		m->block_min = INT64_MAX;
+		m->index_entries++;
+	}
+	if (ts < m->block_min)
+		m->block_min = ts;
+	if (ts > m->max_ts)
+		m->max_ts = ts;
+	if (ts < m->min_ts)
+		m->min_ts = ts;
+	m->main_len = off + len;
+	m->main_count++;
+	return 0;
+}
+
+void index_note_recon(shard_meta *m, uint64_t off, uint32_t len, int64_t ts)
+{
+	if (ts < m->min_ts)
+		m->min_ts = ts;
+	m->recon_len = off + len;
+	m->recon_count++;
+}
+
+static int decode_entry(index_entry *e, int64_t *shard, const kv_val *k,
+                        const kv_val *v)
+{
+	if (k->len != 24 || v->len != 8)
+		return tdm_fail(TDM_ECORRUPT, "index: malformed index entry");
+	*shard = (int64_t)get_be64(k->data);
+	e->key = (int64_t)(get_be64((const uint8_t *)k->data + 8) - 1);
+	e->off = get_be64((const uint8_t *)k->data + 16);
+	e->min = (int64_t)get_le64(v->data);
+	return 0;
+}
+
+int index_walk_open(index_walk *w, kv_txn *txn, const shard_meta *m,
+                    uint64_t end, int64_t from, int64_t to, int64_t grace)
+{
+	memset(w, 0, sizeof *w);
+	w->meta = m;
+	w->end = end;
+	w->from = from;
+	w->to = to;
+	w->grace = grace;
+	if (m->index_entries == 0 || end <= SHARD_HEADER) {
+		w->done = 1;
+		return 0;
+	}
+	int r = kv_cursor_open(&w->cur, txn, KV_INDEX);
+	if (r)
+		return r;
+
+	/* The last entry with key < from: every record before its offset has
+	 * ts <= key < from. The shard's first entry has key -1. */
+	uint8_t target[24];
+	entry_key(target, m->shard, from, 0);
+	kv_val k = {target, sizeof target}, v;
+	r = kv_cursor_get(w->cur, &k, &v, KV_SEEK);
+	r = kv_cursor_get(w->cur, &k, &v, r == TDM_ENOTFOUND ? KV_LAST : KV_PREV);
+	index_entry e;
+	int64_t shard;
+	if (r == 0 && (r = decode_entry(&e, &shard, &k, &v)) == 0 &&
+	    (shard != m->shard || e.key >= from))
+		r = tdm_fail(TDM_ECORRUPT, "index: shard %lld has no first entry",
+		             (long long)m->shard);
+	if (r) {
+		if (r == TDM_ENOTFOUND)
+			r = tdm_fail(TDM_ECORRUPT, "index: shard %lld has no entries",
+			             (long long)m->shard);
+		index_walk_close(w);
+		return r;
+	}
+	w->key = e.key;
+	w->off = e.off;
+	w->min = e.off == m->block_off ? m->block_min : e.min;
+	return 0;
+}
+
+void index_walk_close(index_walk *w)
+{
+	kv_cursor_close(w->cur);
+	w->cur = NULL;
+	w->done = 1;
+}
+
+/* key - grace >= to, without overflow: no record from here on is < to. */
+static int past_range(int64_t key, int64_t grace, int64_t to)
+{
+	return to <= INT64_MAX - grace && key >= to + grace;
+}
+
+int index_walk_next(index_walk *w, uint64_t *start, uint64_t *stop,
+                    int64_t *key)
+{
+	while (!w->done) {
+		if (w->off >= w->end || past_range(w->key, w->grace, w->to)) {
+			w->done = 1;
+			break;
+		}
+		index_entry cur = {w->key, w->off, w->min};
+		uint64_t next_off = w->end;
+		kv_val k, v;
+		int r = kv_cursor_get(w->cur, &k, &v, KV_NEXT);
+		index_entry e;
+		int64_t shard;
+		if (r == 0 && (r = decode_entry(&e, &shard, &k, &v)) != 0)
+			return r;
+		if (r == 0 && shard == w->meta->shard && e.off < w->end) {
+			next_off = e.off;
+			w->key = e.key;
+			w->off = e.off;
+			w->min = e.off == w->meta->block_off ? w->meta->block_min : e.min;
+		} else if (r == 0 || r == TDM_ENOTFOUND) {
+			w->off = w->end;
+		} else {
+			return r;
+		}
+		if (cur.min >= w->to)
+			continue; /* nothing in this block is early enough */
+		*start = cur.off;
+		*stop = next_off;
+		*key = cur.key;
+		return 0;
+	}
+	return 1;
+}
+
+int index_entries_each(kv_txn *txn, int64_t shard,
+                       int (*fn)(void *ctx, const index_entry *e), void *ctx)
+{
+	kv_cursor *c;
+	int r = kv_cursor_open(&c, txn, KV_INDEX);
+	if (r)
+		return r;
+	uint8_t target[24];
+	entry_key(target, shard, -1, 0);
+	kv_val k = {target, sizeof target}, v;
+	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); r == 0;
+	     r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
+		index_entry e;
+		int64_t s;
+		if ((r = decode_entry(&e, &s, &k, &v)) || s != shard)
+			break;
+		if ((r = fn(ctx, &e)))
+			break;
+	}
+	kv_cursor_close(c);
+	return r == TDM_ENOTFOUND ? 0 : r;
+}
+
+int index_entries_del(kv_txn *txn, int64_t shard)
+{
+	uint8_t prefix[8];
+	put_be64(prefix, (uint64_t)shard);
+	return kv_del_prefix(txn, KV_INDEX, prefix, sizeof prefix);
+}

@@ -1,0 +1,441 @@
+/* reader.c - range reads: [from, to) in read order (SPEC §4).
+ *
+ * For each shard that may hold the range, in shard order: load the recon
+ * records in range and sort them; walk the sparse index from the last
+ * block whose running max is below `from`, skipping blocks whose records
+ * all fall outside the range, until the running max minus grace reaches
+ * `to`; feed main records in range through the grace-bounded heap and
+ * merge the two (merge.c). The iterator holds one LMDB read transaction:
+ * it sees the committed lengths of one moment and never a partial batch.
+ *
+ * Memory: the heap holds main records of at most one grace window; the
+ * recon records of the current shard are held whole. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "index.h"
+#include "io.h"
+#include "merge.h"
+#include "reader.h"
+
+struct tdm_iter {
+	tdm_store *s;
+	kv_txn *txn;
+	int64_t from, to;
+	unsigned flags;
+	int counted; /* in s->open_iters */
+
+	/* the selector, copied */
+	tdm_selector *where;
+	size_t n_where;
+	char *strings;
+
+	shard_meta *shards;
+	size_t n_shards, next_shard;
+
+	/* the shard being read */
+	int active;
+	const shard_meta *meta;
+	int main_fd;
+	char main_name[64];
+	shard_scan scan;
+	index_walk walk;
+	uint64_t block_stop;
+	int in_block, main_done;
+	int64_t runmax;
+	mg_heap heap;
+	mg_item *recon;
+	size_t n_recon, recon_pos;
+
+	/* what tdm_iter_next handed out last */
+	mg_item current;
+	tdm_event ev;
+	tdm_label labels[TDM_MAX_LABELS];
+
+	uint64_t damaged;
+	char damage_msg[256];
+};
+
+/* ---- selectors ------------------------------------------------------- */
+
+static int match_one(const tdm_match *m, const tdm_label *labels, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(labels[i].key, m->key) != 0)
+			continue;
+		size_t vlen = strlen(m->value);
+		if (vlen && m->value[vlen - 1] == '*')
+			return strncmp(labels[i].value, m->value, vlen - 1) == 0;
+		return strcmp(labels[i].value, m->value) == 0;
+	}
+	return 0;
+}
+
+static int selected(const tdm_iter *it, const rec_view *rec)
+{
+	if (!it->n_where)
+		return 1;
+	tdm_label labels[TDM_MAX_LABELS];
+	size_t n = rec_labels(labels, rec->labels, rec->labels_len);
+	for (size_t g = 0; g < it->n_where; g++) {
+		const tdm_selector *sel = &it->where[g];
+		size_t i = 0;
+		while (i < sel->n_matches && match_one(&sel->matches[i], labels, n))
+			i++;
+		if (i == sel->n_matches)
+			return 1;
+	}
+	return 0;
+}
+
+/* Copies the selector into one block of memory owned by the iterator. */
+static int copy_where(tdm_iter *it, const tdm_read_options *ro)
+{
+	if (!ro || !ro->n_where)
+		return 0;
+	size_t n_matches = 0, bytes = 0;
+	for (size_t g = 0; g < ro->n_where; g++)
+		for (size_t i = 0; i < ro->where[g].n_matches; i++) {
+			const tdm_match *m = &ro->where[g].matches[i];
+			if (!m->key || !m->value)
+				return tdm_fail(TDM_EINVAL, "selector %zu: NULL key or value", g);
+			bytes += strlen(m->key) + strlen(m->value) + 2;
+			n_matches++;
+		}
+	it->where = calloc(ro->n_where, sizeof *it->where);
+	tdm_match *matches = calloc(n_matches ? n_matches : 1, sizeof *matches);
+	it->strings = malloc(bytes ? bytes : 1);
+	if (!it->where || !matches || !it->strings) {
+		free(matches);
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	}
+	it->n_where = ro->n_where;
+	char *p = it->strings;
+	tdm_match *m = matches;
+	for (size_t g = 0; g < ro->n_where; g++) {
+		it->where[g].matches = m;
+		it->where[g].n_matches = ro->where[g].n_matches;
+		for (size_t i = 0; i < ro->where[g].n_matches; i++, m++) {
+			const tdm_match *src = &ro->where[g].matches[i];
+			m->key = strcpy(p, src->key);
+			p += strlen(p) + 1;
+			m->value = strcpy(p, src->value);
+			p += strlen(p) + 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- damage ---------------------------------------------------------- */
+
+static void collect_damage(tdm_iter *it, const shard_scan *sc)
+{
+	if (!sc->damaged)
+		return;
+	if (!it->damaged)
+		snprintf(it->damage_msg, sizeof it->damage_msg, "%s", sc->damage_msg);
+	it->damaged += sc->damaged;
+}
+
+/* ---- one shard --------------------------------------------------------- */
+
+static int in_range(const tdm_iter *it, const rec_view *rec)
+{
+	return rec->ts >= it->from && rec->ts < it->to && selected(it, rec);
+}
+
+static void shard_close(tdm_iter *it)
+{
+	if (!it->active)
+		return;
+	collect_damage(it, &it->scan);
+	scan_free(&it->scan);
+	index_walk_close(&it->walk);
+	if (it->main_fd >= 0)
+		io_close(it->main_fd);
+	it->main_fd = -1;
+	mg_heap_free(&it->heap);
+	for (size_t i = it->recon_pos; i < it->n_recon; i++)
+		mg_item_free(&it->recon[i]);
+	free(it->recon);
+	it->recon = NULL;
+	it->n_recon = it->recon_pos = 0;
+	it->active = 0;
+}
+
+static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
+                     shard_kind kind)
+{
+	char path[4200];
+	shard_relname(name, cap, it->meta->shard, kind);
+	int r = store_path(path, sizeof path, it->s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(it->s, it->meta->shard);
+	uint64_t size;
+	if ((r = shard_file_open(fd, &size, path, name, kind, &id, SHARD_READ)))
+		return r;
+	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
+	if (size < committed) {
+		io_close(*fd);
+		return tdm_fail(TDM_ECORRUPT, "%s: file has %" PRIu64
+		                " bytes, %" PRIu64 " are committed", name, size, committed);
+	}
+	return 0;
+}
+
+static int load_recon(tdm_iter *it)
+{
+	if (it->meta->recon_count == 0)
+		return 0;
+	char name[64];
+	int fd, r = open_file(&fd, name, sizeof name, it, SHARD_RECON);
+	if (r)
+		return r;
+	size_t cap = 0;
+	shard_scan sc;
+	scan_init(&sc, fd, name, SHARD_HEADER, it->meta->recon_len, 64 * 1024);
+	rec_view rec;
+	uint64_t off;
+	while ((r = scan_next(&sc, &rec, &off)) == 0) {
+		if (!in_range(it, &rec))
+			continue;
+		if (it->n_recon == cap) {
+			cap = cap ? cap * 2 : 64;
+			mg_item *a = realloc(it->recon, cap * sizeof *a);
+			if (!a) {
+				r = tdm_fail(TDM_ENOMEM, "out of memory");
+				break;
+			}
+			it->recon = a;
+		}
+		if ((r = mg_item_copy(&it->recon[it->n_recon], &rec)))
+			break;
+		it->n_recon++;
+	}
+	collect_damage(it, &sc);
+	scan_free(&sc);
+	io_close(fd);
+	if (r != 1)
+		return r;
+	if (!(it->flags & TDM_READ_STORAGE_ORDER))
+		mg_sort(it->recon, it->n_recon);
+	return 0;
+}
+
+static int shard_open(tdm_iter *it, const shard_meta *m)
+{
+	it->meta = m;
+	it->active = 1;
+	it->main_fd = -1;
+	it->in_block = 0;
+	it->main_done = 0;
+	it->runmax = -1;
+	memset(&it->scan, 0, sizeof it->scan);
+	memset(&it->walk, 0, sizeof it->walk);
+	it->walk.done = 1;
+	int r = load_recon(it);
+	if (r || m->main_count == 0) {
+		it->main_done = 1;
+		return r;
+	}
+	if ((r = open_file(&it->main_fd, it->main_name, sizeof it->main_name, it,
+	                   SHARD_MAIN)))
+		return r;
+	scan_init(&it->scan, it->main_fd, it->main_name, SHARD_HEADER, m->main_len,
+	          it->s->opts.index_interval);
+	return index_walk_open(&it->walk, it->txn, m, m->main_len, it->from, it->to,
+	                       it->s->opts.grace_ns);
+}
+
+/* Reads the next main record of the range into `*rec`: 0, 1 when the main
+ * file holds no more of the range, or an error. */
+static int next_main(tdm_iter *it, rec_view *rec)
+{
+	for (;;) {
+		if (!it->in_block) {
+			uint64_t start;
+			int64_t key;
+			int r = index_walk_next(&it->walk, &start, &it->block_stop, &key);
+			if (r)
+				return r;
+			if (key > it->runmax)
+				it->runmax = key;
+			scan_seek(&it->scan, start);
+			it->in_block = 1;
+		}
+		uint64_t off;
+		int r = it->scan.pos < it->block_stop ? scan_next(&it->scan, rec, &off) : 1;
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			it->in_block = 0;
+			continue;
+		}
+		if (rec->ts > it->runmax)
+			it->runmax = rec->ts;
+		if (in_range(it, rec))
+			return 0;
+	}
+}
+
+static void hand_out(tdm_iter *it, mg_item item, const tdm_event **ev)
+{
+	mg_item_free(&it->current);
+	it->current = item;
+	const rec_view *v = &item.v;
+	it->ev.ts = v->ts;
+	it->ev.id = v->id;
+	it->ev.seq = v->seq;
+	it->ev.n_labels = rec_labels(it->labels, v->labels, v->labels_len);
+	it->ev.labels = it->labels;
+	it->ev.payload = v->payload;
+	it->ev.payload_len = v->payload_len;
+	*ev = &it->ev;
+}
+
+/* Storage order: main records as they lie in the file, then recon ones. */
+static int next_storage_order(tdm_iter *it, const tdm_event **ev)
+{
+	rec_view rec;
+	int r = it->main_done ? 1 : next_main(it, &rec);
+	if (r < 0)
+		return r;
+	mg_item item;
+	if (r == 0) {
+		if ((r = mg_item_copy(&item, &rec)))
+			return r;
+		hand_out(it, item, ev);
+		return 0;
+	}
+	it->main_done = 1;
+	if (it->recon_pos == it->n_recon)
+		return 1;
+	hand_out(it, it->recon[it->recon_pos++], ev);
+	return 0;
+}
+
+/* 0 with an event, 1 when the shard is exhausted, or an error. */
+static int shard_next(tdm_iter *it, const tdm_event **ev)
+{
+	if (it->flags & TDM_READ_STORAGE_ORDER)
+		return next_storage_order(it, ev);
+	int64_t grace = it->s->opts.grace_ns;
+	for (;;) {
+		const mg_item *recon =
+			it->recon_pos < it->n_recon ? &it->recon[it->recon_pos] : NULL;
+		switch (mg_choose(mg_heap_top(&it->heap), recon, it->runmax - grace,
+		                  it->main_done)) {
+		case MG_MAIN:
+			hand_out(it, mg_heap_pop(&it->heap), ev);
+			return 0;
+		case MG_RECON:
+			hand_out(it, it->recon[it->recon_pos++], ev);
+			return 0;
+		case MG_DONE:
+			return 1;
+		default:
+			break;
+		}
+		rec_view rec;
+		int r = next_main(it, &rec);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			it->main_done = 1;
+			continue;
+		}
+		mg_item item;
+		if ((r = mg_item_copy(&item, &rec)) || (r = mg_heap_push(&it->heap, item)))
+			return r;
+	}
+}
+
+/* ---- the iterator ------------------------------------------------------ */
+
+static int collect_shard(void *ctx, const shard_meta *m)
+{
+	tdm_iter *it = ctx;
+	/* Recon records lie below the main max, so max_ts bounds the shard. */
+	if (m->min_ts >= it->to || m->max_ts < it->from)
+		return 0;
+	shard_meta *a = realloc(it->shards, (it->n_shards + 1) * sizeof *a);
+	if (!a)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	it->shards = a;
+	it->shards[it->n_shards++] = *m;
+	return 0;
+}
+
+int reader_open(tdm_iter **out, tdm_store *s, int64_t from, int64_t to,
+                const tdm_read_options *ro)
+{
+	tdm_iter *it = calloc(1, sizeof *it);
+	if (!it)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	it->s = s;
+	it->from = from < 0 ? 0 : from;
+	it->to = to;
+	it->flags = ro ? ro->flags : 0;
+	it->main_fd = -1;
+	int r = copy_where(it, ro);
+	if (!r)
+		r = kv_begin(&it->txn, s->kv, 0);
+	if (!r && it->from < it->to) {
+		int64_t d = s->opts.shard_duration_ns;
+		r = index_meta_each(it->txn, it->from / d, (it->to - 1) / d, collect_shard, it);
+	}
+	if (r) {
+		reader_close(it);
+		return r;
+	}
+	s->open_iters++;
+	it->counted = 1;
+	*out = it;
+	return 0;
+}
+
+int reader_next(const tdm_event **ev, tdm_iter *it)
+{
+	for (;;) {
+		if (!it->active) {
+			if (it->next_shard == it->n_shards)
+				return TDM_ITEROVER;
+			int r = shard_open(it, &it->shards[it->next_shard++]);
+			if (r)
+				return r;
+		}
+		int r = shard_next(it, ev);
+		if (r <= 0)
+			return r;
+		shard_close(it);
+	}
+}
+
+uint64_t reader_damage(const char **first, const tdm_iter *it)
+{
+	uint64_t n = it->damaged + (it->active ? it->scan.damaged : 0);
+	if (first)
+		*first = n ? (it->damaged ? it->damage_msg : it->scan.damage_msg) : NULL;
+	return n;
+}
+
+void reader_close(tdm_iter *it)
+{
+	if (!it)
+		return;
+	shard_close(it);
+	mg_item_free(&it->current);
+	kv_abort(it->txn);
+	if (it->counted)
+		it->s->open_iters--;
+	free(it->shards);
+	if (it->where)
+		free((void *)it->where[0].matches);
+	free(it->where);
+	free(it->strings);
+	free(it);
+}

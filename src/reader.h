@@ -1,0 +1,13 @@
+/* reader.h - range iterators (reader.c). */
+#ifndef TDM_READER_H
+#define TDM_READER_H
+
+#include "store.h"
+
+int reader_open(tdm_iter **out, tdm_store *s, int64_t from, int64_t to,
+                const tdm_read_options *ro);
+int reader_next(const tdm_event **ev, tdm_iter *it);
+uint64_t reader_damage(const char **first, const tdm_iter *it);
+void reader_close(tdm_iter *it);
+
+#endif

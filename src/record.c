@@ -1,0 +1,292 @@
+/* record.c - the record codec. Pure: bytes in, bytes or views out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+#include "record.h"
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint32_t checksum(const uint8_t *rec, uint32_t len)
+{
+	return (uint32_t)tdm_hash64(rec + 8, len - 8, len);
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+	const tdm_label *x = *(const tdm_label *const *)a;
+	const tdm_label *y = *(const tdm_label *const *)b;
+	return strcmp(x->key, y->key);
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		unsigned min, cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			len = 2, min = 0x80, cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			len = 3, min = 0x800, cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			len = 4, min = 0x10000, cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static size_t labels_bytes(const tdm_event *ev)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ev->n_labels; i++)
+		n += strlen(ev->labels[i].key) + strlen(ev->labels[i].value) + 2;
+	return n;
+}
+
+int rec_event_check(const tdm_event *ev)
+{
+	if (ev->ts < 0)
+		return tdm_fail(TDM_EINVAL, "ts %lld is negative", (long long)ev->ts);
+	if (ev->payload_len > TDM_MAX_PAYLOAD)
+		return tdm_fail(TDM_EINVAL, "payload of %zu bytes is over the limit of %u",
+		                ev->payload_len, TDM_MAX_PAYLOAD);
+	if (ev->payload_len && !ev->payload)
+		return tdm_fail(TDM_EINVAL, "payload is NULL");
+	if (ev->n_labels > TDM_MAX_LABELS)
+		return tdm_fail(TDM_EINVAL, "%zu labels, over the limit of %d",
+		                ev->n_labels, TDM_MAX_LABELS);
+	if (ev->n_labels && !ev->labels)
+		return tdm_fail(TDM_EINVAL, "labels is NULL");
+	const tdm_label *sorted[TDM_MAX_LABELS];
+	for (size_t i = 0; i < ev->n_labels; i++) {
+		const tdm_label *l = &ev->labels[i];
+		if (!l->key || !l->value)
+			return tdm_fail(TDM_EINVAL, "label %zu has a NULL key or value", i);
+		size_t k = strlen(l->key), v = strlen(l->value);
+		if (k == 0)
+			return tdm_fail(TDM_EINVAL, "label %zu has an empty key", i);
+		if (k > TDM_MAX_LABEL_KEY)
+			return tdm_fail(TDM_EINVAL, "label key of %zu bytes is over the limit of %d",
+			                k, TDM_MAX_LABEL_KEY);
+		if (v > TDM_MAX_LABEL_VALUE)
+			return tdm_fail(TDM_EINVAL,
+			                "label '%s' value of %zu bytes is over the limit of %d",
+			                l->key, v, TDM_MAX_LABEL_VALUE);
+		if (!utf8_valid((const unsigned char *)l->key, k) ||
+		    !utf8_valid((const unsigned char *)l->value, v))
+			return tdm_fail(TDM_EINVAL, "label %zu is not valid UTF-8", i);
+		sorted[i] = l;
+	}
+	qsort(sorted, ev->n_labels, sizeof sorted[0], label_cmp);
+	for (size_t i = 1; i < ev->n_labels; i++)
+		if (strcmp(sorted[i - 1]->key, sorted[i]->key) == 0)
+			return tdm_fail(TDM_EINVAL, "label key '%s' appears twice",
+			                sorted[i]->key);
+	if (labels_bytes(ev) > TDM_MAX_LABELS_BYTES)
+		return tdm_fail(TDM_EINVAL, "labels take %zu bytes, over the limit of %d",
+		                labels_bytes(ev), TDM_MAX_LABELS_BYTES);
+	return 0;
+}
+
+size_t rec_size(const tdm_event *ev)
+{
+	return REC_HEADER + labels_bytes(ev) + ev->payload_len;
+}
+
+void rec_encode(uint8_t *dst, const tdm_event *ev, uint64_t seq)
+{
+	const tdm_label *sorted[TDM_MAX_LABELS];
+	for (size_t i = 0; i < ev->n_labels; i++)
+		sorted[i] = &ev->labels[i];
+	qsort(sorted, ev->n_labels, sizeof sorted[0], label_cmp);
+
+	uint8_t *p = dst + REC_HEADER;
+	for (size_t i = 0; i < ev->n_labels; i++) {
+		size_t k = strlen(sorted[i]->key) + 1, v = strlen(sorted[i]->value) + 1;
+		memcpy(p, sorted[i]->key, k);
+		memcpy(p + k, sorted[i]->value, v);
+		p += k + v;
+	}
+	uint16_t labels_len = (uint16_t)(p - (dst + REC_HEADER));
+	if (ev->payload_len)
+		memcpy(p, ev->payload, ev->payload_len);
+	uint32_t len = (uint32_t)(REC_HEADER + labels_len + ev->payload_len);
+
+	put_u32(dst, len);
+	put_u64(dst + 8, seq);
+	put_u64(dst + 16, (uint64_t)ev->ts);
+	put_u32(dst + 24, ev->id);
+	put_u16(dst + 28, labels_len);
+	put_u32(dst + 4, checksum(dst, len));
+}
+
+void rec_set_seq(uint8_t *rec, uint64_t seq)
+{
+	uint32_t len = get_u32(rec);
+	put_u64(rec + 8, seq);
+	put_u32(rec + 4, checksum(rec, len));
+}
+
+/* Labels must be (key NUL value NUL)* with non-empty keys in strictly
+ * increasing order, as rec_encode writes them. */
+static int labels_sound(const uint8_t *p, uint32_t len)
+{
+	const uint8_t *end = p + len;
+	const char *prev = NULL;
+	unsigned count = 0;
+	while (p < end) {
+		const uint8_t *k_end = memchr(p, 0, (size_t)(end - p));
+		if (!k_end || k_end == p)
+			return 0;
+		const uint8_t *v_end = memchr(k_end + 1, 0, (size_t)(end - k_end - 1));
+		if (!v_end)
+			return 0;
+		if (prev && strcmp(prev, (const char *)p) >= 0)
+			return 0;
+		if (++count > TDM_MAX_LABELS)
+			return 0;
+		prev = (const char *)p;
+		p = v_end + 1;
+	}
+	return 1;
+}
+
+int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
+               const char **why)
+{
+	if (avail < 4) {
+		*need = REC_HEADER;
+		return REC_SHORT;
+	}
+	uint32_t len = get_u32(buf);
+	if (len < REC_HEADER || len > REC_MAX) {
+		*why = "record length out of range";
+		return REC_BAD;
+	}
+	if (avail < len) {
+		*need = len;
+		return REC_SHORT;
+	}
+	if (get_u32(buf + 4) != checksum(buf, len)) {
+		*why = "checksum mismatch";
+		return REC_BAD;
+	}
+	uint16_t labels_len = get_u16(buf + 28);
+	if (labels_len > len - REC_HEADER || !labels_sound(buf + REC_HEADER, labels_len)) {
+		*why = "malformed labels";
+		return REC_BAD;
+	}
+	int64_t ts = (int64_t)get_u64(buf + 16);
+	if (ts < 0) {
+		*why = "negative ts";
+		return REC_BAD;
+	}
+	out->bytes = buf;
+	out->len = len;
+	out->seq = get_u64(buf + 8);
+	out->ts = ts;
+	out->id = get_u32(buf + 24);
+	out->labels = buf + REC_HEADER;
+	out->labels_len = labels_len;
+	out->payload = buf + REC_HEADER + labels_len;
+	out->payload_len = len - REC_HEADER - labels_len;
+	return REC_OK;
+}
+
+uint64_t rec_fingerprint(const uint8_t *rec)
+{
+	return tdm_hash64(rec + REC_IDENTITY, get_u32(rec) - REC_IDENTITY, 0);
+}
+
+int rec_same_event(const uint8_t *a, const uint8_t *b)
+{
+	uint32_t len = get_u32(a);
+	return len == get_u32(b) &&
+	       memcmp(a + REC_IDENTITY, b + REC_IDENTITY, len - REC_IDENTITY) == 0;
+}
+
+static int bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	size_t n = an < bn ? an : bn;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return an < bn ? -1 : an > bn;
+}
+
+int rec_order(const rec_view *a, const rec_view *b)
+{
+	if (a->ts != b->ts)
+		return a->ts < b->ts ? -1 : 1;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	int c = bytes_cmp(a->labels, a->labels_len, b->labels, b->labels_len);
+	if (c)
+		return c;
+	return bytes_cmp(a->payload, a->payload_len, b->payload, b->payload_len);
+}
+
+size_t rec_labels(tdm_label *out, const uint8_t *labels, uint32_t len)
+{
+	size_t n = 0;
+	const char *p = (const char *)labels, *end = p + len;
+	while (p < end && n < TDM_MAX_LABELS) {
+		out[n].key = p;
+		p += strlen(p) + 1;
+		out[n].value = p;
+		p += strlen(p) + 1;
+		n++;
+	}
+	return n;
+}

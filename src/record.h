@@ -1,0 +1,74 @@
+/* record.h - one event record in a shard file: encode, decode, compare.
+ * Pure functions on bytes; no I/O. The layout is in docs/FORMAT.md:
+ *
+ *   0  u32 len        whole record, bytes
+ *   4  u32 checksum   low 32 bits of XXH3-64(bytes [8, len), seed = len)
+ *   8  u64 seq
+ *  16  i64 ts         } the event's identity: bytes [16, len)
+ *  24  u32 id         }
+ *  28  u16 labels_len }
+ *  30  labels         } (key NUL value NUL)*, sorted by key
+ *  ..  payload        }
+ * All integers little-endian. */
+#ifndef TDM_RECORD_H
+#define TDM_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tidemark.h"
+
+#define REC_HEADER 30u
+#define REC_IDENTITY 16u /* offset where the event's identity starts */
+#define REC_MAX (REC_HEADER + TDM_MAX_LABELS_BYTES + TDM_MAX_PAYLOAD)
+
+typedef struct rec_view {
+	const uint8_t *bytes; /* the whole record */
+	uint32_t len;
+	uint64_t seq;
+	int64_t ts;
+	uint32_t id;
+	const uint8_t *labels;
+	uint32_t labels_len;
+	const uint8_t *payload;
+	uint32_t payload_len;
+} rec_view;
+
+enum rec_status { REC_OK = 0, REC_SHORT = 1, REC_BAD = 2 };
+
+/* Checks an event against the data model and limits; TDM_EINVAL with a
+ * message naming the field, or 0. */
+int rec_event_check(const tdm_event *ev);
+
+/* Bytes the record of a checked event takes. */
+size_t rec_size(const tdm_event *ev);
+
+/* Encodes a checked event with `seq` into `dst` (rec_size bytes). */
+void rec_encode(uint8_t *dst, const tdm_event *ev, uint64_t seq);
+
+/* Rewrites the seq of an encoded record and its checksum. */
+void rec_set_seq(uint8_t *rec, uint64_t seq);
+
+/* Decodes the record at `buf` with `avail` bytes available.
+ * REC_OK: `out` filled. REC_SHORT: need `*need` bytes (> avail) to decide.
+ * REC_BAD: not a sound record (bad length, checksum or labels); `*why`
+ * says which. */
+int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
+               const char **why);
+
+/* Fingerprint of the event identity of a record: equal events, equal
+ * fingerprints, wherever and whenever they were stored. */
+uint64_t rec_fingerprint(const uint8_t *rec);
+
+/* 1 when two records hold the same event (SPEC §2), 0 otherwise. */
+int rec_same_event(const uint8_t *a, const uint8_t *b);
+
+/* Read order (SPEC §4): ts, id, labels' canonical bytes, payload bytes.
+ * Negative, zero or positive like memcmp. */
+int rec_order(const rec_view *a, const rec_view *b);
+
+/* Fills `out` (room for TDM_MAX_LABELS) with pointers into a record's
+ * label bytes; returns the count. The bytes must have been decoded. */
+size_t rec_labels(tdm_label *out, const uint8_t *labels, uint32_t len);
+
+#endif

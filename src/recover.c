@@ -1,0 +1,257 @@
+/* recover.c - make the index agree with the shard files, which are the
+ * truth. Runs at open under the writer lock.
+ *
+ * For each shard, comparing each file's size with its committed length:
+ *  - equal: nothing to do (the common case: one stat per file);
+ *  - longer: a batch was written but not committed (crash before the
+ *    commit): its sound records are indexed again; the first unsound one
+ *    and everything after it is a torn tail and cut off;
+ *  - shorter, or no state at all (index deleted or lost): the shard is
+ *    indexed anew from its files. Then an unsound record followed by sound
+ *    ones is damage, kept in place and reported by verify; an unsound
+ *    stretch running to the end of the file is a torn tail and cut off. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "index.h"
+#include "io.h"
+#include "store.h"
+
+typedef struct shard_files {
+	int64_t shard;
+	unsigned kinds; /* bit SHARD_MAIN, bit SHARD_RECON */
+	int has_meta;
+	shard_meta meta;
+} shard_files;
+
+typedef struct shard_list {
+	shard_files *a;
+	size_t n, cap;
+} shard_list;
+
+static shard_files *list_get(shard_list *l, int64_t shard)
+{
+	for (size_t i = l->n; i-- > 0;)
+		if (l->a[i].shard == shard)
+			return &l->a[i];
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		shard_files *a = realloc(l->a, cap * sizeof *a);
+		if (!a)
+			return NULL;
+		l->a = a;
+		l->cap = cap;
+	}
+	shard_files *f = &l->a[l->n++];
+	memset(f, 0, sizeof *f);
+	f->shard = shard;
+	return f;
+}
+
+static int list_file(void *ctx, const char *name)
+{
+	int64_t shard;
+	shard_kind kind;
+	if (shard_parse_name(&shard, &kind, name))
+		return 0; /* not ours */
+	shard_files *f = list_get(ctx, shard);
+	if (!f)
+		return -ENOMEM;
+	f->kinds |= 1u << kind;
+	return 0;
+}
+
+static int list_meta(void *ctx, const shard_meta *m)
+{
+	shard_files *f = list_get(ctx, m->shard);
+	if (!f)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	f->has_meta = 1;
+	f->meta = *m;
+	return 0;
+}
+
+/* Indexes the records of one file from `start`. In the committed part
+ * (`trusted_end` and before) unsound records are skipped as damage; past it
+ * the first unsound record starts a torn tail. A torn tail is cut off. */
+static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind,
+                      uint64_t start, uint64_t trusted_end)
+{
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, m->shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(s, m->shard);
+	int fd;
+	uint64_t size;
+	if ((r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_CREATE)))
+		return r;
+
+	shard_scan sc;
+	scan_init(&sc, fd, name, start, size, 1 << 20);
+	uint64_t sound_end = start;
+	int64_t grace = s->opts.grace_ns, d = s->opts.shard_duration_ns;
+	for (;;) {
+		rec_view rec;
+		uint64_t off;
+		const char *why;
+		r = scan_next_strict(&sc, &rec, &off, &why);
+		if (r == 1 || r < 0)
+			break;
+		if (r == 0 && (rec.ts / d != m->shard ||
+		               (kind == SHARD_MAIN && m->max_ts >= 0 && rec.ts < m->max_ts - grace)))
+			r = 2; /* a sound checksum on a record that cannot be here */
+		if (r == 2) {
+			if (off >= trusted_end)
+				break; /* torn tail */
+			/* Damage inside committed data: step over it. */
+			sc.pos = off + 1;
+			r = scan_next(&sc, &rec, &off);
+			if (r)
+				break;
+			if (rec.ts / d != m->shard)
+				continue;
+		}
+		if (kind == SHARD_MAIN)
+			r = index_note_main(m, off, rec.len, rec.ts, s->opts.index_interval,
+			                    index_put_txn, txn);
+		else
+			index_note_recon(m, off, rec.len, rec.ts);
+		if (r)
+			break;
+		if (rec.seq > m->max_seq)
+			m->max_seq = rec.seq;
+		sound_end = off + rec.len;
+	}
+	scan_free(&sc);
+	if (r >= 0 && sound_end < size) {
+		int e = io_truncate(fd, sound_end);
+		if (!e)
+			e = io_fsync(fd);
+		r = e < 0 ? tdm_fail_errno(TDM_EIO, -e, "%s: cut torn tail at offset %" PRIu64,
+		                           name, sound_end) : 0;
+	}
+	if (kind == SHARD_MAIN)
+		m->main_len = sound_end > m->main_len ? sound_end : m->main_len;
+	else
+		m->recon_len = sound_end;
+	io_close(fd);
+	return r < 0 ? r : 0;
+}
+
+static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *size)
+{
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	struct stat st;
+	if (tdm_io->stat(path, &st) < 0)
+		return tdm_fail_errno(TDM_EIO, errno, "%s", name);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* 0 when the shard's state already agrees with its files, 1 when it was
+ * brought up to date, or an error. */
+static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f)
+{
+	int has_main = f->kinds & (1u << SHARD_MAIN);
+	int has_recon = f->kinds & (1u << SHARD_RECON);
+	if (!has_main && !has_recon) {
+		/* The files are gone: so are their events. */
+		int r = index_entries_del(txn, f->shard);
+		return r ? r : (r = index_meta_del(txn, f->shard)) ? r : 1;
+	}
+	uint64_t main_size = 0, recon_size = 0;
+	int r = 0;
+	if (has_main)
+		r = file_size(s, f->shard, SHARD_MAIN, &main_size);
+	if (!r && has_recon)
+		r = file_size(s, f->shard, SHARD_RECON, &recon_size);
+	if (r)
+		return r;
+	shard_meta *m = &f->meta;
+	if (f->has_meta && main_size == m->main_len && recon_size == m->recon_len)
+		return 0;
+
+	if (f->has_meta && main_size >= m->main_len && recon_size >= m->recon_len) {
+		/* Only tails to add: a batch written but never committed. */
+		uint64_t main_from = m->main_len, recon_from = m->recon_len;
+		if (!recon_from)
+			recon_from = SHARD_HEADER;
+		if ((r = index_file(s, txn, m, SHARD_MAIN, main_from, main_from)))
+			return r;
+		if (has_recon && (r = index_file(s, txn, m, SHARD_RECON, recon_from, recon_from)))
+			return r;
+	} else {
+		if ((r = index_entries_del(txn, f->shard)))
+			return r;
+		index_meta_init(m, f->shard);
+		if ((r = index_file(s, txn, m, SHARD_MAIN, SHARD_HEADER, UINT64_MAX)))
+			return r;
+		if (has_recon &&
+		    (r = index_file(s, txn, m, SHARD_RECON, SHARD_HEADER, UINT64_MAX)))
+			return r;
+	}
+	return (r = index_meta_put(txn, m)) ? r : 1;
+}
+
+int recover_store(tdm_store *s, int rebuild)
+{
+	char dir[4200];
+	int r = store_path(dir, sizeof dir, s, SHARDS_DIR);
+	if (r)
+		return r;
+	shard_list l = {0};
+	kv_txn *txn = NULL;
+	if ((r = kv_reserve(s->kv)) || (r = kv_begin(&txn, s->kv, 1)))
+		goto out;
+	if (rebuild) {
+		for (int t = 0; t < KV_NTABLES && !r; t++)
+			r = kv_clear(txn, t);
+		if (r)
+			goto out;
+	}
+	if ((r = index_meta_each(txn, 0, INT64_MAX, list_meta, &l)))
+		goto out;
+	r = io_list_dir(dir, list_file, &l);
+	if (r < 0) {
+		r = r == -ENOMEM ? tdm_fail(TDM_ENOMEM, "out of memory")
+		                 : tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
+		goto out;
+	}
+
+	uint64_t next_seq;
+	if ((r = store_next_seq_get(&next_seq, txn)))
+		goto out;
+	int changed = rebuild;
+	for (size_t i = 0; i < l.n; i++) {
+		if ((r = recover_shard(s, txn, &l.a[i])) < 0)
+			goto out;
+		changed |= r;
+		r = 0;
+		if (l.a[i].meta.max_seq >= next_seq)
+			next_seq = l.a[i].meta.max_seq + 1;
+	}
+	if (!changed) {
+		kv_abort(txn);
+		txn = NULL;
+		goto out;
+	}
+	if ((r = store_next_seq_put(txn, next_seq)))
+		goto out;
+	r = kv_commit(txn);
+	txn = NULL;
+	if (!r)
+		r = kv_sync(s->kv);
+out:
+	kv_abort(txn);
+	free(l.a);
+	return r;
+}

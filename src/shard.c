@@ -1,0 +1,253 @@
+/* shard.c - shard file names, headers and the buffered record scanner. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+#include "io.h"
+#include "shard.h"
+
+static const char MAGIC[8] = {'T', 'D', 'M', 'S', 'H', 'A', 'R', 'D'};
+#define FORMAT_VERSION 1u
+#define MAX_CHUNK (1u << 20)
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind)
+{
+	snprintf(out, cap, "shards/%020" PRId64 ".%s", shard,
+	         kind == SHARD_MAIN ? "main" : "recon");
+}
+
+int shard_parse_name(int64_t *shard, shard_kind *kind, const char *name)
+{
+	int64_t v = 0;
+	int i;
+	for (i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (name[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (name[i] - '0');
+	}
+	if (strcmp(name + i, ".main") == 0)
+		*kind = SHARD_MAIN;
+	else if (strcmp(name + i, ".recon") == 0)
+		*kind = SHARD_RECON;
+	else
+		return -1;
+	*shard = v;
+	return 0;
+}
+
+void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id)
+{
+	memset(out, 0, SHARD_HEADER);
+	memcpy(out, MAGIC, 8);
+	put_u64(out + 8, FORMAT_VERSION | (uint64_t)kind << 32);
+	put_u64(out + 16, (uint64_t)id->shard);
+	put_u64(out + 24, (uint64_t)id->duration_ns);
+	put_u64(out + 32, (uint64_t)id->grace_ns);
+	put_u64(out + 56, tdm_hash64(out, 56, 0));
+}
+
+const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
+                               const shard_id *id)
+{
+	if (memcmp(hdr, MAGIC, 8) != 0)
+		return "not a tidemark shard file (bad magic)";
+	if (get_u64(hdr + 56) != tdm_hash64(hdr, 56, 0))
+		return "header checksum mismatch";
+	uint64_t vk = get_u64(hdr + 8);
+	if ((uint32_t)vk != FORMAT_VERSION)
+		return "unsupported shard format version";
+	if ((vk >> 32) != (uint64_t)kind)
+		return "header says another file kind (main/recon)";
+	if ((int64_t)get_u64(hdr + 16) != id->shard)
+		return "header names another shard";
+	if ((int64_t)get_u64(hdr + 24) != id->duration_ns ||
+	    (int64_t)get_u64(hdr + 32) != id->grace_ns)
+		return "header has other shard duration or grace than the store";
+	return NULL;
+}
+
+int shard_file_open(int *fd, uint64_t *size, const char *path,
+                    const char *name, shard_kind kind, const shard_id *id,
+                    enum shard_open_mode mode)
+{
+	int create = mode == SHARD_CREATE;
+	int flags = mode == SHARD_READ ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
+	int r = io_open(fd, path, flags, 0644);
+	if (r == -ENOENT)
+		return tdm_fail(TDM_ENOTFOUND, "%s: missing", name);
+	if (r < 0)
+		return tdm_fail_errno(TDM_EIO, -r, "%s: open", name);
+	uint8_t hdr[SHARD_HEADER];
+	size_t got;
+	if ((r = io_size(*fd, size)) < 0 ||
+	    (r = io_pread(*fd, hdr, sizeof hdr, 0, &got)) < 0) {
+		io_close(*fd);
+		return tdm_fail_errno(TDM_EIO, -r, "%s: read header", name);
+	}
+	if (*size == 0 && create) {
+		shard_header_encode(hdr, kind, id);
+		if ((r = io_pwrite(*fd, hdr, sizeof hdr, 0)) < 0 ||
+		    (r = io_fsync(*fd)) < 0) {
+			io_close(*fd);
+			return tdm_fail_errno(TDM_EIO, -r, "%s: write header", name);
+		}
+		*size = SHARD_HEADER;
+		return 0;
+	}
+	const char *why = got < SHARD_HEADER ? "file shorter than its header"
+	                                     : shard_header_check(hdr, kind, id);
+	if (why) {
+		io_close(*fd);
+		return tdm_fail(TDM_ECORRUPT, "%s: offset 0: %s", name, why);
+	}
+	return 0;
+}
+
+void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,
+               uint64_t end, size_t first_chunk)
+{
+	memset(sc, 0, sizeof *sc);
+	sc->fd = fd;
+	sc->name = name;
+	sc->pos = start;
+	sc->end = end;
+	sc->first_chunk = first_chunk < 512 ? 512 : first_chunk;
+	sc->chunk = sc->first_chunk;
+}
+
+void scan_free(shard_scan *sc)
+{
+	free(sc->buf);
+	sc->buf = NULL;
+}
+
+void scan_seek(shard_scan *sc, uint64_t pos)
+{
+	if (pos < sc->buf_off || pos > sc->buf_off + sc->buf_len)
+		sc->chunk = sc->first_chunk;
+	sc->pos = pos;
+}
+
+/* Makes bytes [pos, pos + need) available in the buffer, reading ahead by
+ * the current chunk (which doubles with each sequential read). Returns the
+ * number of bytes available from pos (< need only at `end`), or < 0. */
+static int64_t fill(shard_scan *sc, size_t need)
+{
+	uint64_t have_end = sc->buf_off + sc->buf_len;
+	if (sc->pos >= sc->buf_off && sc->pos + need <= have_end)
+		return (int64_t)(have_end - sc->pos);
+
+	size_t keep = 0;
+	if (sc->pos >= sc->buf_off && sc->pos < have_end) {
+		keep = (size_t)(have_end - sc->pos);
+		memmove(sc->buf, sc->buf + (sc->pos - sc->buf_off), keep);
+	}
+	size_t want = need > sc->chunk ? need : sc->chunk;
+	if (sc->end - sc->pos < want)
+		want = (size_t)(sc->end - sc->pos);
+	if (want > sc->cap) {
+		uint8_t *nb = realloc(sc->buf, want);
+		if (!nb)
+			return tdm_fail(TDM_ENOMEM, "%s: no memory for a %zu-byte read",
+			                sc->name, want);
+		sc->buf = nb;
+		sc->cap = want;
+	}
+	size_t got = 0;
+	if (want > keep) {
+		int r = io_pread(sc->fd, sc->buf + keep, want - keep, sc->pos + keep, &got);
+		if (r < 0)
+			return tdm_fail_errno(TDM_EIO, -r, "%s: read at offset %" PRIu64,
+			                      sc->name, sc->pos + keep);
+	}
+	sc->buf_off = sc->pos;
+	sc->buf_len = keep + got;
+	if (sc->chunk < MAX_CHUNK)
+		sc->chunk *= 2;
+	return (int64_t)sc->buf_len;
+}
+
+/* Decodes the record at pos: REC_OK, REC_BAD (why set), or < 0. A record
+ * running past `end` is bad: committed data ends on a record boundary. */
+static int decode_at(shard_scan *sc, rec_view *rec, const char **why)
+{
+	size_t need = REC_HEADER;
+	for (;;) {
+		int64_t avail = fill(sc, need);
+		if (avail < 0)
+			return (int)avail;
+		const uint8_t *p = sc->buf + (sc->pos - sc->buf_off);
+		int st = rec_decode(rec, p, (size_t)avail, &need, why);
+		if (st != REC_SHORT)
+			return st;
+		if ((uint64_t)avail >= sc->end - sc->pos) {
+			*why = "record cut short at the end of the file";
+			return REC_BAD;
+		}
+	}
+}
+
+static void note_damage(shard_scan *sc, const char *why)
+{
+	if (sc->damaged++ == 0)
+		snprintf(sc->damage_msg, sizeof sc->damage_msg,
+		         "%s: offset %" PRIu64 ": %s", sc->name, sc->pos, why);
+}
+
+int scan_next_strict(shard_scan *sc, rec_view *rec, uint64_t *off,
+                     const char **why)
+{
+	if (sc->pos >= sc->end)
+		return 1;
+	int st = decode_at(sc, rec, why);
+	if (st < 0)
+		return st;
+	*off = sc->pos;
+	if (st == REC_BAD)
+		return 2;
+	sc->pos += rec->len;
+	return 0;
+}
+
+int scan_next(shard_scan *sc, rec_view *rec, uint64_t *off)
+{
+	const char *why;
+	int st = scan_next_strict(sc, rec, off, &why);
+	if (st != 2)
+		return st;
+	note_damage(sc, why);
+	/* Resynchronise: the next offset where a sound record starts. A false
+	 * match needs a 32-bit checksum to agree by chance. */
+	for (sc->pos++; sc->pos < sc->end; sc->pos++) {
+		st = decode_at(sc, rec, &why);
+		if (st < 0)
+			return st;
+		if (st == REC_OK) {
+			*off = sc->pos;
+			sc->pos += rec->len;
+			return 0;
+		}
+	}
+	return 1;
+}

@@ -1,0 +1,78 @@
+/* shard.h - shard files: names, headers, and a buffered record scanner.
+ *
+ * A shard has a main file (records in arrival order, bound by the grace
+ * invariant) and a recon file (late records, unordered). Both start with a
+ * 64-byte header (docs/FORMAT.md) followed by records (record.h). */
+#ifndef TDM_SHARD_H
+#define TDM_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define SHARD_HEADER 64u
+#define SHARD_PATH_MAX 4096
+
+typedef enum shard_kind { SHARD_MAIN = 1, SHARD_RECON = 2 } shard_kind;
+
+/* The facts a header must agree with. */
+typedef struct shard_id {
+	int64_t shard;
+	int64_t duration_ns;
+	int64_t grace_ns;
+} shard_id;
+
+/* "shards/00000000000000472222.main", relative to the store. */
+void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind);
+
+/* Parses a name made by shard_relname (without "shards/"); 0 or -1. */
+int shard_parse_name(int64_t *shard, shard_kind *kind, const char *name);
+
+void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id);
+
+/* NULL when sound, else what is wrong. */
+const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
+                               const shard_id *id);
+
+enum shard_open_mode { SHARD_READ, SHARD_WRITE, SHARD_CREATE };
+
+/* Opens a shard file to read, to write, or to write making it (with a
+ * synced header) when missing. `name` is for messages. TDM_ENOTFOUND when
+ * missing, TDM_ECORRUPT on a bad header, TDM_EIO. `*size` gets its size. */
+int shard_file_open(int *fd, uint64_t *size, const char *path,
+                    const char *name, shard_kind kind, const shard_id *id,
+                    enum shard_open_mode mode);
+
+/* Reads records in file order from a window of a shard file. A record that
+ * is not sound is skipped: the scanner finds the next offset where a sound
+ * record starts, counts the damage and remembers the first place. */
+typedef struct shard_scan {
+	int fd;
+	const char *name;
+	uint64_t pos, end;
+	uint8_t *buf;
+	size_t cap, buf_len;
+	uint64_t buf_off;
+	size_t first_chunk, chunk;
+	uint64_t damaged;
+	char damage_msg[256];
+} shard_scan;
+
+void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,
+               uint64_t end, size_t first_chunk);
+void scan_free(shard_scan *sc);
+
+/* Moves to `pos` (a record boundary), keeping buffered bytes if possible. */
+void scan_seek(shard_scan *sc, uint64_t pos);
+
+/* 0 with the next record in `*rec` (borrowed until the next call) and its
+ * offset in `*off`; 1 at `end`; TDM_EIO or TDM_ENOMEM. */
+int scan_next(shard_scan *sc, rec_view *rec, uint64_t *off);
+
+/* Like scan_next, but a bad record stops the scan: returns 2 with `*off`
+ * at the bad record and `*why` set. Used by recovery to find a torn tail. */
+int scan_next_strict(shard_scan *sc, rec_view *rec, uint64_t *off,
+                     const char **why);
+
+#endif

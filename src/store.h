@@ -1,0 +1,60 @@
+/* store.h - the store handle shared by the modules above the index. */
+#ifndef TDM_STORE_H
+#define TDM_STORE_H
+
+#include <stdint.h>
+
+#include "kv.h"
+#include "shard.h"
+#include "tidemark.h"
+
+#define STORE_FILE "STORE"
+#define LOCK_FILE "LOCK"
+#define SHARDS_DIR "shards"
+#define INDEX_DIR "index"
+
+#define DEFAULT_SHARD_DURATION (3600ll * 1000000000ll)
+#define DEFAULT_GRACE (60ll * 1000000000ll)
+#define DEFAULT_INDEX_INTERVAL 4096u
+
+struct writer;
+
+struct tdm_store {
+	char *dir;
+	tdm_options opts;
+	tdm_open_options oo;
+	int lock_fd;       /* -1 for a reader */
+	kv_env *kv;
+	int failed;        /* sticky: an earlier write failed */
+	struct writer *w;  /* NULL for a reader */
+	unsigned open_iters;
+};
+
+/* `dir`/`rel` into out; TDM_EINVAL if it does not fit. */
+int store_path(char *out, size_t cap, const tdm_store *s, const char *rel);
+
+/* The identity shard file headers must carry. */
+shard_id store_shard_id(const tdm_store *s, int64_t shard);
+
+/* Creates, validates and loads the store header file. */
+int store_create(const char *dir, const tdm_options *opts);
+int store_open(tdm_store **out, const char *dir, const tdm_open_options *oo);
+int store_close(tdm_store *s);
+
+/* Recovery (recover.c): make the index agree with the shard files.
+ * `rebuild`: start from an empty index. */
+int recover_store(tdm_store *s, int rebuild);
+
+/* Writer (writer.c). */
+int writer_open(struct writer **out, tdm_store *s);
+int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
+                  const tdm_event *events, size_t n);
+int writer_sync(tdm_store *s);
+void writer_close(struct writer *w);
+
+/* KV_META keys. */
+#define META_NEXT_SEQ "next_seq"
+int store_next_seq_get(uint64_t *out, kv_txn *txn);
+int store_next_seq_put(kv_txn *txn, uint64_t next);
+
+#endif

@@ -1,0 +1,652 @@
+/* writer.c - the write path.
+ *
+ * A batch: check every event, then for each event in order find its shard,
+ * judge it on time or late against the shard's watermark, look for a stored
+ * copy, and append its record to the shard's pending bytes. At the end the
+ * pending bytes are written, synced as durability asks, and one LMDB commit
+ * publishes the new file lengths, index entries and next seq: readers see
+ * the whole batch or none of it.
+ *
+ * States: OPEN -> (append ok) -> OPEN; any I/O or memory failure -> FAILED,
+ * which is sticky: appends return TDM_EFAILED until the store is reopened,
+ * and recovery on open cuts what the failed batch left past the committed
+ * lengths (docs/DESIGN.md, "Writer states").
+ *
+ * Invariants kept here (numbered as in docs/DESIGN.md):
+ *  I1  a main record has ts >= (max ts of the main records before it) - grace;
+ *  I2  a shard's window holds every main record with ts >= max_ts - grace;
+ *  I3  a shard's recon set, once loaded, holds every recon record;
+ *  I4  a shard's filter, once loaded, holds every main record. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "io.h"
+#include "writer.h"
+
+#define MAX_HOT_SHARDS 64
+#define FLUSH_BYTES (1u << 20)
+
+enum { MAIN = 0, RECON = 1 };
+
+static shard_kind kind_of(int k)
+{
+	return k == MAIN ? SHARD_MAIN : SHARD_RECON;
+}
+
+static void name_of(char *out, size_t cap, const wshard *ws, int k)
+{
+	shard_relname(out, cap, ws->shard, kind_of(k));
+}
+
+static int fail_io(int err, const wshard *ws, int k, const char *what)
+{
+	char name[64];
+	name_of(name, sizeof name, ws, k);
+	return tdm_fail_errno(TDM_EIO, -err, "%s: %s", name, what);
+}
+
+/* ---- shard state ---------------------------------------------------- */
+
+static void wshard_free(wshard *ws)
+{
+	for (int k = 0; k < 2; k++) {
+		if (ws->file[k].fd >= 0)
+			io_close(ws->file[k].fd);
+		free(ws->file[k].pending);
+	}
+	dd_window_free(&ws->window);
+	dd_set_free(&ws->recon);
+	dd_filter_free(&ws->filter);
+	free(ws);
+}
+
+/* Opens (creating with `create`) the main or recon file of a shard. */
+static int wfile_open(struct writer *w, wshard *ws, int k, int create)
+{
+	char rel[64], path[4200];
+	name_of(rel, sizeof rel, ws, k);
+	int r = store_path(path, sizeof path, w->s, rel);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(w->s, ws->shard);
+	uint64_t size;
+	if ((r = shard_file_open(&ws->file[k].fd, &size, path, rel, kind_of(k), &id,
+	                         create ? SHARD_CREATE : SHARD_WRITE)))
+		return r;
+	if (create && size == SHARD_HEADER) {
+		char dir[4200];
+		if ((r = store_path(dir, sizeof dir, w->s, SHARDS_DIR)) ||
+		    (r = io_fsync_dir(dir)) < 0)
+			return r < 0 ? fail_io(r, ws, k, "sync directory") : r;
+	}
+	uint64_t committed = k == MAIN ? ws->meta.main_len : ws->meta.recon_len;
+	if (committed == 0) /* a new recon file */
+		committed = SHARD_HEADER;
+	if (size < committed)
+		return tdm_fail(TDM_ECORRUPT, "%s: file has %" PRIu64
+		                " bytes, the index says %" PRIu64, rel, size, committed);
+	/* Bytes past the committed length are left over from a failed batch. */
+	if (size > committed && (r = io_truncate(ws->file[k].fd, committed)) < 0)
+		return fail_io(r, ws, k, "truncate");
+	ws->file[k].written = committed;
+	if (k == RECON)
+		ws->meta.recon_len = committed;
+	return 0;
+}
+
+static int shard_cmp_key(int64_t a, int64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+/* Drops the state of the least recently used shards not in this batch, so
+ * memory stays bounded when many shards are touched over time. */
+static void evict_cold(struct writer *w)
+{
+	while (w->n > MAX_HOT_SHARDS) {
+		size_t victim = SIZE_MAX;
+		for (size_t i = 0; i < w->n; i++)
+			if (!w->shards[i]->touched &&
+			    (victim == SIZE_MAX ||
+			     w->shards[i]->last_used < w->shards[victim]->last_used))
+				victim = i;
+		if (victim == SIZE_MAX)
+			return;
+		wshard_free(w->shards[victim]);
+		memmove(&w->shards[victim], &w->shards[victim + 1],
+		        (w->n - victim - 1) * sizeof w->shards[0]);
+		w->n--;
+	}
+}
+
+static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard)
+{
+	size_t lo = 0, hi = w->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = shard_cmp_key(w->shards[mid]->shard, shard);
+		if (c == 0) {
+			*out = w->shards[mid];
+			return 0;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	wshard *ws = calloc(1, sizeof *ws);
+	if (!ws)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	ws->shard = shard;
+	ws->file[MAIN].fd = ws->file[RECON].fd = -1;
+	dd_window_init(&ws->window);
+	dd_set_init(&ws->recon);
+	int r = index_meta_get(&ws->meta, txn, shard);
+	int fresh = r == TDM_ENOTFOUND;
+	if (fresh) {
+		index_meta_init(&ws->meta, shard);
+		r = 0;
+	}
+	if (!r)
+		r = wfile_open(w, ws, MAIN, fresh);
+	if (!r && ws->meta.recon_len)
+		r = wfile_open(w, ws, RECON, 0);
+	if (!r && w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		wshard **a = realloc(w->shards, cap * sizeof *a);
+		wshard **t = a ? realloc(w->touched, cap * sizeof *t) : NULL;
+		if (a)
+			w->shards = a;
+		if (t)
+			w->touched = t;
+		if (a && t)
+			w->cap = cap;
+		else
+			r = tdm_fail(TDM_ENOMEM, "out of memory");
+	}
+	if (r) {
+		wshard_free(ws);
+		return r;
+	}
+	memmove(&w->shards[lo + 1], &w->shards[lo], (w->n - lo) * sizeof w->shards[0]);
+	w->shards[lo] = ws;
+	w->n++;
+	*out = ws;
+	return 0;
+}
+
+/* ---- pending bytes ---------------------------------------------------- */
+
+static uint8_t *pending_reserve(wfile *f, size_t n)
+{
+	if (f->pending_len + n > f->pending_cap) {
+		size_t cap = f->pending_cap ? f->pending_cap : 64 * 1024;
+		while (cap < f->pending_len + n)
+			cap *= 2;
+		uint8_t *p = realloc(f->pending, cap);
+		if (!p)
+			return NULL;
+		f->pending = p;
+		f->pending_cap = cap;
+	}
+	return f->pending + f->pending_len;
+}
+
+static int wfile_flush(wshard *ws, int k)
+{
+	wfile *f = &ws->file[k];
+	if (!f->pending_len)
+		return 0;
+	int r = io_pwrite(f->fd, f->pending, f->pending_len, f->written);
+	if (r < 0)
+		return fail_io(r, ws, k, "write");
+	f->written += f->pending_len;
+	f->pending_len = 0;
+	f->dirty = 1;
+	return 0;
+}
+
+/* The stored record at `off` of the same length as `rec`, from the pending
+ * bytes or the file; NULL when it cannot be the same (short file). */
+static int stored_at(const uint8_t **out, struct writer *w, wshard *ws, int k,
+                     uint64_t off, uint32_t len)
+{
+	wfile *f = &ws->file[k];
+	*out = NULL;
+	if (off >= f->written) {
+		if (off - f->written + len <= f->pending_len)
+			*out = f->pending + (off - f->written);
+		return 0;
+	}
+	if (len > w->scratch_cap) {
+		uint8_t *p = realloc(w->scratch, len);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		w->scratch = p;
+		w->scratch_cap = len;
+	}
+	size_t got;
+	int r = io_pread(f->fd, w->scratch, len, off, &got);
+	if (r < 0)
+		return fail_io(r, ws, k, "read");
+	if (got == len)
+		*out = w->scratch;
+	return 0;
+}
+
+/* ---- loading dedupe state from the files ---------------------------- */
+
+typedef int (*record_fn)(void *ctx, const rec_view *rec, uint64_t off);
+
+/* Calls fn for each record of file k in [start, written). */
+static int scan_file(wshard *ws, int k, uint64_t start, record_fn fn, void *ctx)
+{
+	int r = wfile_flush(ws, k);
+	if (r)
+		return r;
+	char name[64];
+	name_of(name, sizeof name, ws, k);
+	shard_scan sc;
+	scan_init(&sc, ws->file[k].fd, name, start, ws->file[k].written, 64 * 1024);
+	rec_view rec;
+	uint64_t off;
+	while ((r = scan_next(&sc, &rec, &off)) == 0)
+		if ((r = fn(ctx, &rec, off)))
+			break;
+	scan_free(&sc);
+	return r == 1 ? 0 : r;
+}
+
+static int add_to_window(void *ctx, const rec_view *rec, uint64_t off)
+{
+	wshard *ws = ctx;
+	return dd_window_add(&ws->window, rec_fingerprint(rec->bytes), off, rec->ts);
+}
+
+static int add_to_recon(void *ctx, const rec_view *rec, uint64_t off)
+{
+	wshard *ws = ctx;
+	return dd_set_add(&ws->recon, rec_fingerprint(rec->bytes), off);
+}
+
+static int add_to_filter(void *ctx, const rec_view *rec, uint64_t off)
+{
+	(void)off;
+	wshard *ws = ctx;
+	dd_filter_add(&ws->filter, rec_fingerprint(rec->bytes));
+	return 0;
+}
+
+/* Where records with ts >= cutoff can start: the last index entry whose
+ * running max is below cutoff (index.h). */
+static int start_for(uint64_t *start, struct writer *w, kv_txn *txn, wshard *ws,
+                     int64_t cutoff)
+{
+	index_walk iw;
+	int r = index_walk_open(&iw, txn, &ws->meta, ws->file[MAIN].written,
+	                        cutoff, INT64_MAX, w->s->opts.grace_ns);
+	*start = iw.done ? ws->file[MAIN].written : iw.off;
+	index_walk_close(&iw);
+	return r;
+}
+
+static int load_window(struct writer *w, kv_txn *txn, wshard *ws)
+{
+	if (ws->window_loaded)
+		return 0;
+	int r = wfile_flush(ws, MAIN);
+	uint64_t start = SHARD_HEADER;
+	if (!r && ws->meta.main_count)
+		r = start_for(&start, w, txn, ws, ws->meta.max_ts - w->s->opts.grace_ns);
+	if (!r && ws->meta.main_count)
+		r = scan_file(ws, MAIN, start, add_to_window, ws);
+	if (!r) {
+		dd_window_evict(&ws->window, ws->meta.max_ts - w->s->opts.grace_ns);
+		ws->window_loaded = 1;
+	}
+	return r;
+}
+
+static int load_recon(wshard *ws)
+{
+	if (ws->recon_loaded)
+		return 0;
+	int r = ws->file[RECON].fd >= 0
+	            ? scan_file(ws, RECON, SHARD_HEADER, add_to_recon, ws) : 0;
+	ws->recon_loaded = !r;
+	return r;
+}
+
+static int load_filter(wshard *ws)
+{
+	if (ws->filter_loaded)
+		return 0;
+	int r = dd_filter_init(&ws->filter);
+	if (!r)
+		r = scan_file(ws, MAIN, SHARD_HEADER, add_to_filter, ws);
+	ws->filter_loaded = !r;
+	return r;
+}
+
+/* ---- duplicate checks ------------------------------------------------- */
+
+static int in_set(int *dup, struct writer *w, wshard *ws, int k, const dd_set *set,
+                  const uint8_t *rec, uint32_t len, uint64_t fp)
+{
+	size_t cursor = 0;
+	uint64_t off;
+	*dup = 0;
+	while (!*dup && (off = dd_set_next(set, fp, &cursor)) != 0) {
+		const uint8_t *stored;
+		int r = stored_at(&stored, w, ws, k, off, len);
+		if (r)
+			return r;
+		*dup = stored && rec_same_event(stored, rec);
+	}
+	return 0;
+}
+
+typedef struct main_probe {
+	const uint8_t *rec;
+	int64_t ts;
+	int found;
+} main_probe;
+
+/* A late event can equal a main record only where the running max lies in
+ * [ts, ts + grace]: the index walk of [ts, ts + 1) covers exactly that. */
+static int scan_main_for(struct writer *w, kv_txn *txn, wshard *ws,
+                         main_probe *p)
+{
+	int r = wfile_flush(ws, MAIN);
+	if (r)
+		return r;
+	char name[64];
+	name_of(name, sizeof name, ws, MAIN);
+	index_walk iw;
+	if ((r = index_walk_open(&iw, txn, &ws->meta, ws->file[MAIN].written, p->ts,
+	                         p->ts + 1, w->s->opts.grace_ns)))
+		return r;
+	shard_scan sc;
+	scan_init(&sc, ws->file[MAIN].fd, name, SHARD_HEADER, ws->file[MAIN].written,
+	          w->s->opts.index_interval);
+	uint64_t start, stop;
+	int64_t key;
+	while (!p->found && (r = index_walk_next(&iw, &start, &stop, &key)) == 0) {
+		scan_seek(&sc, start);
+		rec_view rec;
+		uint64_t off;
+		while (sc.pos < stop && (r = scan_next(&sc, &rec, &off)) == 0)
+			if (rec.ts == p->ts && rec_same_event(rec.bytes, p->rec)) {
+				p->found = 1;
+				break;
+			}
+		if (r < 0)
+			break;
+		r = 0;
+	}
+	scan_free(&sc);
+	index_walk_close(&iw);
+	return r < 0 ? r : 0;
+}
+
+static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
+                        int late, const uint8_t *rec, uint32_t len, int64_t ts,
+                        uint64_t fp)
+{
+	int r;
+	if (!late) {
+		/* On time: a stored copy has the same ts >= max_ts - grace, so it is
+		 * a main record in the window (I2), never a recon record. */
+		if ((r = load_window(w, txn, ws)))
+			return r;
+		return in_set(dup, w, ws, MAIN, &ws->window.set, rec, len, fp);
+	}
+	if ((r = load_recon(ws)) ||
+	    (r = in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp)))
+		return r;
+	if (*dup)
+		return 0;
+	if ((r = load_filter(ws)))
+		return r;
+	if (!dd_filter_maybe(&ws->filter, fp))
+		return 0;
+	main_probe p = {rec, ts, 0};
+	if ((r = scan_main_for(w, txn, ws, &p)))
+		return r;
+	*dup = p.found;
+	return 0;
+}
+
+/* ---- the batch ---------------------------------------------------------- */
+
+static int ensure_recon_file(struct writer *w, wshard *ws)
+{
+	if (ws->file[RECON].fd >= 0)
+		return 0;
+	int r = wfile_open(w, ws, RECON, 1);
+	if (!r)
+		ws->recon_loaded = 1; /* a new file: the empty set is complete */
+	return r;
+}
+
+static void touch(struct writer *w, wshard *ws)
+{
+	ws->last_used = ++w->clock;
+	if (!ws->touched) {
+		ws->touched = 1;
+		w->touched[w->n_touched++] = ws;
+	}
+}
+
+static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
+                      const tdm_event *ev)
+{
+	const tdm_options *o = &w->s->opts;
+	wshard *ws = NULL;
+	int r = wshard_get(&ws, w, txn, ev->ts / o->shard_duration_ns);
+	if (r)
+		return r;
+	touch(w, ws);
+	int late = ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns;
+	if (late && (r = ensure_recon_file(w, ws)))
+		return r;
+	int k = late ? RECON : MAIN;
+	wfile *f = &ws->file[k];
+	size_t len = rec_size(ev);
+	if (len > w->enc_cap) {
+		uint8_t *p = realloc(w->enc, len);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory for a %zu-byte record", len);
+		w->enc = p;
+		w->enc_cap = len;
+	}
+	rec_encode(w->enc, ev, 0);
+	uint64_t fp = rec_fingerprint(w->enc); /* seq is not part of it */
+
+	int dup;
+	if ((r = is_duplicate(&dup, w, txn, ws, late, w->enc, (uint32_t)len, ev->ts,
+	                      fp)))
+		return r;
+	if (dup) {
+		*outcome = TDM_DUPLICATE;
+		return 0;
+	}
+	uint8_t *rec = pending_reserve(f, len);
+	if (!rec)
+		return tdm_fail(TDM_ENOMEM, "out of memory for a %zu-byte record", len);
+	uint64_t seq = w->next_seq++;
+	rec_set_seq(w->enc, seq);
+	memcpy(rec, w->enc, len);
+	uint64_t off = f->written + f->pending_len;
+	f->pending_len += len;
+	if (seq > ws->meta.max_seq)
+		ws->meta.max_seq = seq;
+
+	if (late) {
+		index_note_recon(&ws->meta, off, (uint32_t)len, ev->ts);
+		if ((r = dd_set_add(&ws->recon, fp, off)))
+			return r;
+		*outcome = TDM_STORED_LATE;
+	} else {
+		if ((r = index_note_main(&ws->meta, off, (uint32_t)len, ev->ts,
+		                         o->index_interval, index_put_txn, txn)) ||
+		    (r = dd_window_add(&ws->window, fp, off, ev->ts)))
+			return r;
+		if (ws->filter_loaded)
+			dd_filter_add(&ws->filter, fp);
+		dd_window_evict(&ws->window, ws->meta.max_ts - o->grace_ns);
+		*outcome = TDM_STORED;
+	}
+	if (f->pending_len >= FLUSH_BYTES)
+		return wfile_flush(ws, k);
+	return 0;
+}
+
+static int sync_files(struct writer *w, int only_touched)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		wshard *ws = w->shards[i];
+		if (only_touched && !ws->touched)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			if (!ws->file[k].dirty)
+				continue;
+			int r = io_fsync(ws->file[k].fd);
+			if (r < 0)
+				return fail_io(r, ws, k, "fsync");
+			ws->file[k].dirty = 0;
+		}
+	}
+	return 0;
+}
+
+static int64_t ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static int sync_all(struct writer *w)
+{
+	int r = sync_files(w, 0);
+	if (!r)
+		r = kv_sync(w->s->kv);
+	if (!r) {
+		w->unsynced_events = 0;
+		clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
+	}
+	return r;
+}
+
+static int commit_batch(struct writer *w, kv_txn *txn)
+{
+	int r = 0;
+	for (size_t i = 0; i < w->n_touched && !r; i++) {
+		wshard *ws = w->touched[i];
+		if (!(r = wfile_flush(ws, MAIN)) && !(r = wfile_flush(ws, RECON))) {
+			ws->meta.main_len = ws->file[MAIN].written;
+			if (ws->file[RECON].fd >= 0)
+				ws->meta.recon_len = ws->file[RECON].written;
+			r = index_meta_put(txn, &ws->meta);
+		}
+	}
+	/* Batch durability: the data is on disk before the index points at it. */
+	if (!r && w->s->oo.durability == TDM_DURABILITY_BATCH)
+		r = sync_files(w, 1);
+	if (!r)
+		r = store_next_seq_put(txn, w->next_seq);
+	if (r) {
+		kv_abort(txn);
+		return r;
+	}
+	return kv_commit(txn);
+}
+
+int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
+                  const tdm_event *events, size_t n)
+{
+	struct writer *w = s->w;
+	memset(res, 0, sizeof *res);
+	if (n == 0)
+		return 0;
+	int r = kv_reserve(s->kv);
+	kv_txn *txn = NULL;
+	if (!r)
+		r = kv_begin(&txn, s->kv, 1);
+	if (r)
+		goto failed;
+	w->n_touched = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t outcome = TDM_DUPLICATE;
+		if ((r = append_one(&outcome, w, txn, &events[i]))) {
+			kv_abort(txn);
+			goto failed;
+		}
+		if (outcomes)
+			outcomes[i] = outcome;
+		res->appended += outcome != TDM_DUPLICATE;
+		res->late += outcome == TDM_STORED_LATE;
+		res->duplicates += outcome == TDM_DUPLICATE;
+	}
+	r = commit_batch(w, txn);
+	for (size_t i = 0; i < w->n_touched; i++)
+		w->touched[i]->touched = 0;
+	if (r)
+		goto failed;
+	evict_cold(w);
+
+	w->unsynced_events += res->appended;
+	if (s->oo.durability == TDM_DURABILITY_INTERVAL &&
+	    (w->unsynced_events >= s->oo.sync_interval_events ||
+	     ms_since(&w->last_sync) >= (int64_t)s->oo.sync_interval_ms) &&
+	    (r = sync_all(w)))
+		goto failed;
+	return 0;
+failed:
+	s->failed = 1;
+	return r;
+}
+
+int writer_sync(tdm_store *s)
+{
+	return sync_all(s->w);
+}
+
+int writer_open(struct writer **out, tdm_store *s)
+{
+	struct writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	w->s = s;
+	clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
+	kv_txn *txn;
+	int r = kv_begin(&txn, s->kv, 0);
+	if (!r) {
+		r = store_next_seq_get(&w->next_seq, txn);
+		kv_abort(txn);
+	}
+	if (r) {
+		free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+void writer_close(struct writer *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n; i++)
+		wshard_free(w->shards[i]);
+	free(w->shards);
+	free(w->touched);
+	free(w->scratch);
+	free(w->enc);
+	free(w);
+}

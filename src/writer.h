@@ -1,0 +1,50 @@
+/* writer.h - per-shard writer state, shared by writer.c and its tests. */
+#ifndef TDM_WRITER_H
+#define TDM_WRITER_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "dedupe.h"
+#include "index.h"
+#include "store.h"
+
+/* One shard being written: its files, the bytes of the current batch not
+ * yet written, and the dedupe structures (each loaded on first need). */
+typedef struct wfile {
+	int fd;            /* -1 until opened */
+	uint64_t written;  /* bytes in the file (committed + this batch's writes) */
+	uint8_t *pending;  /* bytes appended after `written`, not yet written */
+	size_t pending_len, pending_cap;
+	int dirty;         /* written since the last sync */
+} wfile;
+
+typedef struct wshard {
+	int64_t shard;
+	shard_meta meta;   /* working state: committed + this batch */
+	wfile file[2];     /* [0] main, [1] recon */
+	dd_window window;  /* main records with ts >= max_ts - grace */
+	dd_set recon;      /* every recon record */
+	dd_filter filter;  /* every main record */
+	int window_loaded, recon_loaded, filter_loaded;
+	int touched;       /* in the current batch */
+	uint64_t last_used;
+} wshard;
+
+struct writer {
+	tdm_store *s;
+	wshard **shards;   /* sorted by shard number */
+	size_t n, cap;
+	wshard **touched;  /* shards of the current batch */
+	size_t n_touched;
+	uint64_t next_seq;
+	uint64_t clock;
+	uint8_t *enc;      /* the record being appended */
+	size_t enc_cap;
+	uint8_t *scratch;  /* a stored record read back for comparison */
+	size_t scratch_cap;
+	uint64_t unsynced_events;
+	struct timespec last_sync;
+};
+
+#endif
