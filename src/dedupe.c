@@ -1,5 +1,4 @@
 /* dedupe.c - fingerprint sets for exact, cheap duplicate detection. */
-#include <roaring/roaring.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,25 +137,72 @@ void dd_window_evict(dd_window *w, int64_t cutoff)
 	}
 }
 
-int dd_filter_init(dd_filter *f)
+#define BLOOM_FIRST_CAPACITY 65536
+#define BLOOM_BITS_PER_ENTRY 16 /* 8 bits set in a 512-bit block */
+
+void dd_filter_init(dd_filter *f)
 {
-	f->bitmap = roaring_bitmap_create();
-	return f->bitmap ? 0 : tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
+	memset(f, 0, sizeof *f);
 }
 
 void dd_filter_free(dd_filter *f)
 {
-	if (f->bitmap)
-		roaring_bitmap_free(f->bitmap);
-	f->bitmap = NULL;
+	for (int i = 0; i < f->n; i++)
+		free(f->f[i].blocks);
+	memset(f, 0, sizeof *f);
 }
 
-void dd_filter_add(dd_filter *f, uint64_t fp)
+/* The block and the 8 bits of a fingerprint: the high bits choose the
+ * block, 8 slices of 9 low bits choose a bit each. */
+static uint64_t *bloom_block(const struct dd_bloom *b, uint64_t fp)
 {
-	roaring_bitmap_add(f->bitmap, (uint32_t)fp);
+	return b->blocks + 8 * (uint64_t)(((unsigned __int128)(fp >> 16 | fp << 48) *
+	                                   b->n_blocks) >> 64);
+}
+
+static void bloom_set(struct dd_bloom *b, uint64_t fp)
+{
+	uint64_t *blk = bloom_block(b, fp);
+	for (int i = 0; i < 8; i++) {
+		unsigned bit = (unsigned)(fp >> (9 * i)) & 511;
+		blk[bit >> 6] |= 1ull << (bit & 63);
+	}
+}
+
+static int bloom_test(const struct dd_bloom *b, uint64_t fp)
+{
+	const uint64_t *blk = bloom_block(b, fp);
+	for (int i = 0; i < 8; i++) {
+		unsigned bit = (unsigned)(fp >> (9 * i)) & 511;
+		if (!(blk[bit >> 6] & 1ull << (bit & 63)))
+			return 0;
+	}
+	return 1;
+}
+
+int dd_filter_add(dd_filter *f, uint64_t fp)
+{
+	struct dd_bloom *b = f->n ? &f->f[f->n - 1] : NULL;
+	if (!b || b->count == b->capacity) {
+		if (f->n == DD_FILTER_MAX)
+			return tdm_fail(TDM_ENOMEM, "dedupe: filter chain is full");
+		uint64_t cap = b ? b->capacity * 2 : BLOOM_FIRST_CAPACITY;
+		uint64_t n_blocks = cap * BLOOM_BITS_PER_ENTRY / 512;
+		uint64_t *blocks = calloc(n_blocks * 8, sizeof *blocks);
+		if (!blocks)
+			return tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
+		b = &f->f[f->n++];
+		*b = (struct dd_bloom){blocks, n_blocks, 0, cap};
+	}
+	bloom_set(b, fp);
+	b->count++;
+	return 0;
 }
 
 int dd_filter_maybe(const dd_filter *f, uint64_t fp)
 {
-	return roaring_bitmap_contains(f->bitmap, (uint32_t)fp);
+	for (int i = f->n - 1; i >= 0; i--)
+		if (bloom_test(&f->f[i], fp))
+			return 1;
+	return 0;
 }

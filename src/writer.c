@@ -145,6 +145,7 @@ static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard
 	ws->file[MAIN].fd = ws->file[RECON].fd = -1;
 	dd_window_init(&ws->window);
 	dd_set_init(&ws->recon);
+	dd_filter_init(&ws->filter);
 	int r = index_meta_get(&ws->meta, txn, shard);
 	int fresh = r == TDM_ENOTFOUND;
 	if (fresh) {
@@ -277,8 +278,7 @@ static int add_to_filter(void *ctx, const rec_view *rec, uint64_t off)
 {
 	(void)off;
 	wshard *ws = ctx;
-	dd_filter_add(&ws->filter, rec_fingerprint(rec->bytes));
-	return 0;
+	return dd_filter_add(&ws->filter, rec_fingerprint(rec->bytes));
 }
 
 /* Where records with ts >= cutoff can start: the last index entry whose
@@ -325,9 +325,8 @@ static int load_filter(wshard *ws)
 {
 	if (ws->filter_loaded)
 		return 0;
-	int r = dd_filter_init(&ws->filter);
-	if (!r)
-		r = scan_file(ws, MAIN, SHARD_HEADER, add_to_filter, ws);
+	dd_filter_init(&ws->filter);
+	int r = scan_file(ws, MAIN, SHARD_HEADER, add_to_filter, ws);
 	ws->filter_loaded = !r;
 	return r;
 }
@@ -496,8 +495,8 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		                         o->index_interval, index_put_txn, txn)) ||
 		    (r = dd_window_add(&ws->window, fp, off, ev->ts)))
 			return r;
-		if (ws->filter_loaded)
-			dd_filter_add(&ws->filter, fp);
+		if (ws->filter_loaded && (r = dd_filter_add(&ws->filter, fp)))
+			return r;
 		dd_window_evict(&ws->window, ws->meta.max_ts - o->grace_ns);
 		*outcome = TDM_STORED;
 	}
