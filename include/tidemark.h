@@ -109,14 +109,14 @@ enum tdm_durability {
 };
 
 #define TDM_OPTIONS_VERSION 1
-/* Store options. Zero fields take the defaults shown. */
+/* Store options, fixed at creation. TDM_OPTIONS_INIT holds the defaults. */
 typedef struct tdm_options {
 	unsigned version;          /* TDM_OPTIONS_VERSION */
-	int64_t shard_duration_ns; /* 1 h; fixed at creation */
-	int64_t grace_ns;          /* 60 s; fixed at creation */
-	uint32_t index_interval;   /* 4096 bytes; fixed at creation */
+	int64_t shard_duration_ns; /* > 0; default 1 h */
+	int64_t grace_ns;          /* >= 0; default 60 s */
+	uint32_t index_interval;   /* 256 B .. 64 MiB; default 4096 bytes */
 } tdm_options;
-#define TDM_OPTIONS_INIT {TDM_OPTIONS_VERSION, 0, 0, 0}
+#define TDM_OPTIONS_INIT {TDM_OPTIONS_VERSION, 3600000000000ll, 60000000000ll, 4096u}
 
 /* Flags for tdm_store_open. */
 #define TDM_OPEN_READONLY 0x1u /* a reader: no writer lock, no appends */

@@ -62,7 +62,13 @@ int tdm_fail_context(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(last_message, sizeof last_message, fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof last_message)
-		snprintf(last_message + n, sizeof last_message - (size_t)n, ": %s", old);
+	if (n < 0 || (size_t)n + 2 >= sizeof last_message)
+		return code;
+	/* Append ": old", cut to fit. */
+	size_t at = (size_t)n, room = sizeof last_message - at - 3;
+	size_t len = strnlen(old, room);
+	memcpy(last_message + at, ": ", 2);
+	memcpy(last_message + at + 2, old, len);
+	last_message[at + 2 + len] = 0;
 	return code;
 }

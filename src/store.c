@@ -44,16 +44,6 @@ shard_id store_shard_id(const tdm_store *s, int64_t shard)
 	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns};
 }
 
-static void fill_defaults(tdm_options *o)
-{
-	if (!o->shard_duration_ns)
-		o->shard_duration_ns = DEFAULT_SHARD_DURATION;
-	if (!o->grace_ns)
-		o->grace_ns = DEFAULT_GRACE;
-	if (!o->index_interval)
-		o->index_interval = DEFAULT_INDEX_INTERVAL;
-}
-
 static int check_options(const tdm_options *o)
 {
 	if (o->shard_duration_ns <= 0)
@@ -117,7 +107,6 @@ static int dir_is_empty_cb(void *ctx, const char *name)
 int store_create(const char *dir, const tdm_options *opts)
 {
 	tdm_options o = opts ? *opts : (tdm_options)TDM_OPTIONS_INIT;
-	fill_defaults(&o);
 	int r = check_options(&o);
 	if (r)
 		return r;

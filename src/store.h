@@ -13,10 +13,6 @@
 #define SHARDS_DIR "shards"
 #define INDEX_DIR "index"
 
-#define DEFAULT_SHARD_DURATION (3600ll * 1000000000ll)
-#define DEFAULT_GRACE (60ll * 1000000000ll)
-#define DEFAULT_INDEX_INTERVAL 4096u
-
 struct writer;
 
 struct tdm_store {

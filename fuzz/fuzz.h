@@ -1,0 +1,12 @@
+/* fuzz.h - the libFuzzer entry point each target defines. Under
+ * -Dfuzzing_engine=none, replay.c drives it over a committed corpus so that
+ * gcc builds run every target as an ordinary test. */
+#ifndef TDM_FUZZ_H
+#define TDM_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

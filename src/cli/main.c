@@ -1,0 +1,63 @@
+/*
+ * main.c - the `tidemark` command: dispatches to one cmd_*.c per command.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define TIDEMARK_VERSION "0.1.0"
+
+static const char usage_text[] =
+	"usage: tidemark COMMAND [ARGS]\n"
+	"\n"
+	"  init DIR [--shard-duration D] [--grace D] [--index-interval BYTES]\n"
+	"      create a store (defaults: 1h shards, 60s grace, 4096 bytes)\n"
+	"  append DIR [--durability none|interval|batch]\n"
+	"      append NDJSON events from stdin; summary on stderr\n"
+	"  read DIR [--from T] [--to T] [--where k=v,...]... [--storage-order]\n"
+	"      print the events of [from, to) as NDJSON, in order\n"
+	"  stat DIR      print the store's statistics as JSON\n"
+	"  verify DIR    check every record and the index\n"
+	"\n"
+	"Times T: integer ns, RFC 3339 (2026-11-22T10:00:00.5Z), now, now-15m.\n"
+	"Durations D: 500ms, 60s, 15m, 1h, 1d, 1h30m; a bare integer is ns.\n"
+	"A --where group matches when all its pairs do; repeated --where\n"
+	"options match when any group does.\n"
+	"Input lines: {\"ts\":N|\"RFC 3339\",\"id\":N,\"labels\":{...},"
+	"\"payload\":\"...\"|\"payload_b64\":\"...\"}\n"
+	"Exit: 0 ok, 2 usage, 65 bad input, 74 I/O or corruption, 75 locked.\n";
+
+typedef struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+	{"init", cmd_init},     {"append", cmd_append}, {"read", cmd_read},
+	{"stat", cmd_stat},     {"verify", cmd_verify},
+};
+
+int main(int argc, char **argv)
+{
+	const char *name = argc > 1 ? argv[1] : NULL;
+	if (!name) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
+	    strcmp(name, "help") == 0) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(name, "--version") == 0) {
+		puts("tidemark " TIDEMARK_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	cli_error("unknown command '%s'", name);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
