@@ -126,7 +126,7 @@ static void apply(const uint8_t *data, size_t size)
 		uint32_t off = (uint32_t)data[i + 1] | (uint32_t)data[i + 2] << 8 |
 		               (uint32_t)data[i + 3] << 16 | (uint32_t)data[i + 4] << 24;
 		uint8_t what = data[i + 5];
-		char p[700];
+		char p[1024];
 		if (file == n_files) { /* the index */
 			snprintf(p, sizeof p, "rm -rf '%s/index'", work);
 			if (system(p) != 0)

@@ -222,6 +222,8 @@ int index_walk_open(index_walk *w, kv_txn *txn, const shard_meta *m,
                     uint64_t end, int64_t from, int64_t to, int64_t grace)
 {
 	memset(w, 0, sizeof *w);
+	if (from < 0)
+		from = 0; /* every ts is >= 0; entry keys start at -1 */
 	w->meta = m;
 	w->end = end;
 	w->from = from;
@@ -274,40 +276,57 @@ static int past_range(int64_t key, int64_t grace, int64_t to)
 	return to <= INT64_MAX - grace && key >= to + grace;
 }
 
+/* Moves to the entry after the current one; `*next_off` gets where the
+ * current block ends. */
+static int walk_advance(index_walk *w, uint64_t *next_off)
+{
+	kv_val k, v;
+	index_entry e;
+	int64_t shard;
+	int r = kv_cursor_get(w->cur, &k, &v, KV_NEXT);
+	if (r == 0 && (r = decode_entry(&e, &shard, &k, &v)) != 0)
+		return r;
+	if (r == 0 && shard == w->meta->shard && e.off < w->end) {
+		*next_off = e.off;
+		w->key = e.key;
+		w->off = e.off;
+		w->min = e.off == w->meta->block_off ? w->meta->block_min : e.min;
+		return 0;
+	}
+	if (r != 0 && r != TDM_ENOTFOUND)
+		return r;
+	*next_off = w->off = w->end;
+	return 0;
+}
+
 int index_walk_next(index_walk *w, uint64_t *start, uint64_t *stop,
                     int64_t *key)
 {
+	int have = 0;
 	while (!w->done) {
 		if (w->off >= w->end || past_range(w->key, w->grace, w->to)) {
 			w->done = 1;
 			break;
 		}
 		index_entry cur = {w->key, w->off, w->min};
-		uint64_t next_off = w->end;
-		kv_val k, v;
-		int r = kv_cursor_get(w->cur, &k, &v, KV_NEXT);
-		index_entry e;
-		int64_t shard;
-		if (r == 0 && (r = decode_entry(&e, &shard, &k, &v)) != 0)
+		uint64_t next_off;
+		int r = walk_advance(w, &next_off);
+		if (r)
 			return r;
-		if (r == 0 && shard == w->meta->shard && e.off < w->end) {
-			next_off = e.off;
-			w->key = e.key;
-			w->off = e.off;
-			w->min = e.off == w->meta->block_off ? w->meta->block_min : e.min;
-		} else if (r == 0 || r == TDM_ENOTFOUND) {
-			w->off = w->end;
-		} else {
-			return r;
+		if (cur.min >= w->to) {
+			/* Nothing in this block is early enough: it ends a run. */
+			if (have)
+				return 0;
+			continue;
 		}
-		if (cur.min >= w->to)
-			continue; /* nothing in this block is early enough */
-		*start = cur.off;
-		*stop = next_off;
-		*key = cur.key;
-		return 0;
+		if (!have) {
+			*start = cur.off;
+			*key = cur.key;
+			have = 1;
+		}
+		*stop = next_off; /* blocks tile the file: the run grows */
 	}
-	return 1;
+	return have ? 0 : 1;
 }
 
 int index_entries_each(kv_txn *txn, int64_t shard,

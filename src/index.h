@@ -82,9 +82,9 @@ int index_walk_open(index_walk *w, kv_txn *txn, const shard_meta *m,
                     uint64_t end, int64_t from, int64_t to, int64_t grace);
 void index_walk_close(index_walk *w);
 
-/* 0 with the next block to read as [*start, *stop) and the running max
- * before it in `*key`; 1 when no later block can hold ts < to. Blocks whose
- * records all lie outside [from, to) are skipped. */
+/* 0 with the next run of adjacent blocks to read as [*start, *stop) and
+ * the running max before it in `*key`; 1 when no later block can hold
+ * ts < to. Blocks whose records all lie at or after `to` are skipped. */
 int index_walk_next(index_walk *w, uint64_t *start, uint64_t *stop,
                     int64_t *key);
 

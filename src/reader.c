@@ -43,8 +43,7 @@ struct tdm_iter {
 	char main_name[64];
 	shard_scan scan;
 	index_walk walk;
-	uint64_t block_stop;
-	int in_block, main_done;
+	int in_run, main_done;
 	int64_t runmax;
 	mg_heap heap;
 	mg_item *recon;
@@ -197,7 +196,8 @@ static int load_recon(tdm_iter *it)
 		return r;
 	size_t cap = 0;
 	shard_scan sc;
-	scan_init(&sc, fd, name, SHARD_HEADER, it->meta->recon_len, 64 * 1024);
+	store_scan_init(&sc, it->s, it->meta->shard, fd, name, SHARD_HEADER,
+	                it->meta->recon_len, 64 * 1024);
 	rec_view rec;
 	uint64_t off;
 	while ((r = scan_next(&sc, &rec, &off)) == 0) {
@@ -231,7 +231,7 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 	it->meta = m;
 	it->active = 1;
 	it->main_fd = -1;
-	it->in_block = 0;
+	it->in_run = 0;
 	it->main_done = 0;
 	it->runmax = -1;
 	memset(&it->scan, 0, sizeof it->scan);
@@ -245,8 +245,8 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 	if ((r = open_file(&it->main_fd, it->main_name, sizeof it->main_name, it,
 	                   SHARD_MAIN)))
 		return r;
-	scan_init(&it->scan, it->main_fd, it->main_name, SHARD_HEADER, m->main_len,
-	          it->s->opts.index_interval);
+	store_scan_init(&it->scan, it->s, m->shard, it->main_fd, it->main_name,
+	                SHARD_HEADER, m->main_len, it->s->opts.index_interval);
 	return index_walk_open(&it->walk, it->txn, m, m->main_len, it->from, it->to,
 	                       it->s->opts.grace_ns);
 }
@@ -256,23 +256,23 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 static int next_main(tdm_iter *it, rec_view *rec)
 {
 	for (;;) {
-		if (!it->in_block) {
-			uint64_t start;
+		if (!it->in_run) {
+			uint64_t start, stop;
 			int64_t key;
-			int r = index_walk_next(&it->walk, &start, &it->block_stop, &key);
+			int r = index_walk_next(&it->walk, &start, &stop, &key);
 			if (r)
 				return r;
 			if (key > it->runmax)
 				it->runmax = key;
-			scan_seek(&it->scan, start);
-			it->in_block = 1;
+			scan_seek(&it->scan, start, stop);
+			it->in_run = 1;
 		}
 		uint64_t off;
-		int r = it->scan.pos < it->block_stop ? scan_next(&it->scan, rec, &off) : 1;
+		int r = scan_next(&it->scan, rec, &off);
 		if (r < 0)
 			return r;
 		if (r == 1) {
-			it->in_block = 0;
+			it->in_run = 0;
 			continue;
 		}
 		if (rec->ts > it->runmax)

@@ -98,6 +98,8 @@ int rec_event_check(const tdm_event *ev)
 {
 	if (ev->ts < 0)
 		return tdm_fail(TDM_EINVAL, "ts %lld is negative", (long long)ev->ts);
+	if (ev->ts == INT64_MAX) /* no range [from, to) could return it */
+		return tdm_fail(TDM_EINVAL, "ts %lld is out of range", (long long)ev->ts);
 	if (ev->payload_len > TDM_MAX_PAYLOAD)
 		return tdm_fail(TDM_EINVAL, "payload of %zu bytes is over the limit of %u",
 		                ev->payload_len, TDM_MAX_PAYLOAD);
@@ -228,8 +230,8 @@ int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
 		return REC_BAD;
 	}
 	int64_t ts = (int64_t)get_u64(buf + 16);
-	if (ts < 0) {
-		*why = "negative ts";
+	if (ts < 0 || ts == INT64_MAX) {
+		*why = "ts out of range";
 		return REC_BAD;
 	}
 	out->bytes = buf;

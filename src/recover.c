@@ -1,16 +1,19 @@
-/* recover.c - make the index agree with the shard files, which are the
- * truth. Runs at open under the writer lock.
+/* recover.c - make the index agree with the shard files. Runs at open
+ * under the writer lock.
  *
  * For each shard, comparing each file's size with its committed length:
  *  - equal: nothing to do (the common case: one stat per file);
- *  - longer: a batch was written but not committed (crash before the
- *    commit): its sound records are indexed again; the first unsound one
- *    and everything after it is a torn tail and cut off;
- *  - shorter, or no state at all (index deleted or lost): the shard is
- *    indexed anew from its files. Then an unsound record followed by sound
- *    ones is damage, kept in place and reported by verify; an unsound
- *    stretch running to the end of the file is a torn tail and cut off. */
+ *  - longer: a batch was written but never committed (a crash or a failed
+ *    write before the commit). It was not acknowledged, and a reader must
+ *    never see part of a batch, so the bytes past the committed length are
+ *    cut off (a file the batch created is removed);
+ *  - shorter, or no state at all (index deleted, or lost with a power
+ *    failure): the shard is indexed anew from its files, which are then the
+ *    only truth. An unsound record followed by sound ones is damage, kept
+ *    in place and reported by verify; an unsound stretch running to the end
+ *    of the file is a torn tail and cut off. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +77,23 @@ static int list_meta(void *ctx, const shard_meta *m)
 	return 0;
 }
 
-/* Indexes the records of one file from `start`. In the committed part
- * (`trusted_end` and before) unsound records are skipped as damage; past it
- * the first unsound record starts a torn tail. A torn tail is cut off. */
-static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind,
-                      uint64_t start, uint64_t trusted_end)
+/* Cuts bytes past `keep` (nothing to do when size == keep). */
+static int cut_file(int fd, const char *name, uint64_t size, uint64_t keep)
+{
+	if (size <= keep)
+		return 0;
+	int e = io_truncate(fd, keep);
+	if (!e)
+		e = io_fsync(fd);
+	return e < 0 ? tdm_fail_errno(TDM_EIO, -e, "%s: cut at offset %" PRIu64,
+	                              name, keep) : 0;
+}
+
+/* Indexes the records of a file from its header on, for a shard whose
+ * state is gone. An unsound record followed by sound ones is damage: it is
+ * stepped over (verify reports it). An unsound stretch running to the end
+ * of the file is a torn tail and is cut off. */
+static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind)
 {
 	char name[64], path[4200];
 	shard_relname(name, sizeof name, m->shard, kind);
@@ -92,30 +107,14 @@ static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind,
 		return r;
 
 	shard_scan sc;
-	scan_init(&sc, fd, name, start, size, 1 << 20);
-	uint64_t sound_end = start;
-	int64_t grace = s->opts.grace_ns, d = s->opts.shard_duration_ns;
-	for (;;) {
-		rec_view rec;
-		uint64_t off;
-		const char *why;
-		r = scan_next_strict(&sc, &rec, &off, &why);
-		if (r == 1 || r < 0)
-			break;
-		if (r == 0 && (rec.ts / d != m->shard ||
-		               (kind == SHARD_MAIN && m->max_ts >= 0 && rec.ts < m->max_ts - grace)))
-			r = 2; /* a sound checksum on a record that cannot be here */
-		if (r == 2) {
-			if (off >= trusted_end)
-				break; /* torn tail */
-			/* Damage inside committed data: step over it. */
-			sc.pos = off + 1;
-			r = scan_next(&sc, &rec, &off);
-			if (r)
-				break;
-			if (rec.ts / d != m->shard)
-				continue;
-		}
+	store_scan_init(&sc, s, m->shard, fd, name, SHARD_HEADER, size, 1 << 20);
+	uint64_t sound_end = SHARD_HEADER;
+	int64_t grace = s->opts.grace_ns;
+	rec_view rec;
+	uint64_t off;
+	while ((r = scan_next(&sc, &rec, &off)) == 0) {
+		if (kind == SHARD_MAIN && m->max_ts >= 0 && rec.ts < m->max_ts - grace)
+			continue; /* breaks the grace invariant: cannot be ours */
 		if (kind == SHARD_MAIN)
 			r = index_note_main(m, off, rec.len, rec.ts, s->opts.index_interval,
 			                    index_put_txn, txn);
@@ -128,19 +127,35 @@ static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind,
 		sound_end = off + rec.len;
 	}
 	scan_free(&sc);
-	if (r >= 0 && sound_end < size) {
-		int e = io_truncate(fd, sound_end);
-		if (!e)
-			e = io_fsync(fd);
-		r = e < 0 ? tdm_fail_errno(TDM_EIO, -e, "%s: cut torn tail at offset %" PRIu64,
-		                           name, sound_end) : 0;
-	}
+	if (r >= 0)
+		r = cut_file(fd, name, size, sound_end);
 	if (kind == SHARD_MAIN)
-		m->main_len = sound_end > m->main_len ? sound_end : m->main_len;
+		m->main_len = sound_end;
 	else
 		m->recon_len = sound_end;
 	io_close(fd);
 	return r < 0 ? r : 0;
+}
+
+/* Cuts a file back to its committed length: what lies past it belongs to a
+ * batch that never committed, and a reader must never see part of one. */
+static int cut_uncommitted(tdm_store *s, int64_t shard, shard_kind kind,
+                           uint64_t size, uint64_t committed)
+{
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	if (committed == 0) /* a file the failed batch created */
+		return (r = io_unlink(path)) < 0 && r != -ENOENT
+		           ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", name) : 0;
+	int fd;
+	if ((r = io_open(&fd, path, O_RDWR, 0)) < 0)
+		return tdm_fail_errno(TDM_EIO, -r, "%s: open", name);
+	r = cut_file(fd, name, size, committed);
+	io_close(fd);
+	return r;
 }
 
 static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *size)
@@ -177,28 +192,31 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f)
 	if (r)
 		return r;
 	shard_meta *m = &f->meta;
-	if (f->has_meta && main_size == m->main_len && recon_size == m->recon_len)
+	if (f->has_meta && main_size == m->main_len && recon_size == m->recon_len &&
+	    !has_recon == !m->recon_len)
 		return 0;
 
 	if (f->has_meta && main_size >= m->main_len && recon_size >= m->recon_len) {
-		/* Only tails to add: a batch written but never committed. */
-		uint64_t main_from = m->main_len, recon_from = m->recon_len;
-		if (!recon_from)
-			recon_from = SHARD_HEADER;
-		if ((r = index_file(s, txn, m, SHARD_MAIN, main_from, main_from)))
+		if ((r = cut_uncommitted(s, f->shard, SHARD_MAIN, main_size, m->main_len)) ||
+		    (has_recon && (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size,
+		                                       m->recon_len))))
 			return r;
-		if (has_recon && (r = index_file(s, txn, m, SHARD_RECON, recon_from, recon_from)))
-			return r;
-	} else {
-		if ((r = index_entries_del(txn, f->shard)))
-			return r;
-		index_meta_init(m, f->shard);
-		if ((r = index_file(s, txn, m, SHARD_MAIN, SHARD_HEADER, UINT64_MAX)))
-			return r;
-		if (has_recon &&
-		    (r = index_file(s, txn, m, SHARD_RECON, SHARD_HEADER, UINT64_MAX)))
-			return r;
+		return 0;
 	}
+	if (!f->has_meta && main_size <= SHARD_HEADER && recon_size <= SHARD_HEADER) {
+		/* Files a failed batch created, with no record: remove them. */
+		if ((r = cut_uncommitted(s, f->shard, SHARD_MAIN, main_size, 0)) ||
+		    (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size, 0)))
+			return r;
+		return 0;
+	}
+	/* The files lost committed bytes, or the state is gone: index anew. */
+	if ((r = index_entries_del(txn, f->shard)))
+		return r;
+	index_meta_init(m, f->shard);
+	if ((r = index_file(s, txn, m, SHARD_MAIN)) ||
+	    (has_recon && (r = index_file(s, txn, m, SHARD_RECON))))
+		return r;
 	return (r = index_meta_put(txn, m)) ? r : 1;
 }
 

@@ -21,10 +21,11 @@ static void put_u64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint64_t get_u64(const uint8_t *p)
+
+static uint64_t get_le(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
+	for (int i = n - 1; i >= 0; i--)
 		v = v << 8 | p[i];
 	return v;
 }
@@ -72,17 +73,17 @@ const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
 {
 	if (memcmp(hdr, MAGIC, 8) != 0)
 		return "not a tidemark shard file (bad magic)";
-	if (get_u64(hdr + 56) != tdm_hash64(hdr, 56, 0))
+	if (get_le(hdr + 56, 8) != tdm_hash64(hdr, 56, 0))
 		return "header checksum mismatch";
-	uint64_t vk = get_u64(hdr + 8);
+	uint64_t vk = get_le(hdr + 8, 8);
 	if ((uint32_t)vk != FORMAT_VERSION)
 		return "unsupported shard format version";
 	if ((vk >> 32) != (uint64_t)kind)
 		return "header says another file kind (main/recon)";
-	if ((int64_t)get_u64(hdr + 16) != id->shard)
+	if ((int64_t)get_le(hdr + 16, 8) != id->shard)
 		return "header names another shard";
-	if ((int64_t)get_u64(hdr + 24) != id->duration_ns ||
-	    (int64_t)get_u64(hdr + 32) != id->grace_ns)
+	if ((int64_t)get_le(hdr + 24, 8) != id->duration_ns ||
+	    (int64_t)get_le(hdr + 32, 8) != id->grace_ns)
 		return "header has other shard duration or grace than the store";
 	return NULL;
 }
@@ -134,6 +135,13 @@ void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,
 	sc->end = end;
 	sc->first_chunk = first_chunk < 512 ? 512 : first_chunk;
 	sc->chunk = sc->first_chunk;
+	sc->ts_hi = INT64_MAX;
+}
+
+void scan_bounds(shard_scan *sc, int64_t ts_lo, int64_t ts_hi)
+{
+	sc->ts_lo = ts_lo;
+	sc->ts_hi = ts_hi;
 }
 
 void scan_free(shard_scan *sc)
@@ -142,11 +150,12 @@ void scan_free(shard_scan *sc)
 	sc->buf = NULL;
 }
 
-void scan_seek(shard_scan *sc, uint64_t pos)
+void scan_seek(shard_scan *sc, uint64_t pos, uint64_t end)
 {
 	if (pos < sc->buf_off || pos > sc->buf_off + sc->buf_len)
 		sc->chunk = sc->first_chunk;
 	sc->pos = pos;
+	sc->end = end;
 }
 
 /* Makes bytes [pos, pos + need) available in the buffer, reading ahead by
@@ -156,7 +165,7 @@ static int64_t fill(shard_scan *sc, size_t need)
 {
 	uint64_t have_end = sc->buf_off + sc->buf_len;
 	if (sc->pos >= sc->buf_off && sc->pos + need <= have_end)
-		return (int64_t)(have_end - sc->pos);
+		return (int64_t)((have_end < sc->end ? have_end : sc->end) - sc->pos);
 
 	size_t keep = 0;
 	if (sc->pos >= sc->buf_off && sc->pos < have_end) {
@@ -185,19 +194,38 @@ static int64_t fill(shard_scan *sc, size_t need)
 	sc->buf_len = keep + got;
 	if (sc->chunk < MAX_CHUNK)
 		sc->chunk *= 2;
-	return (int64_t)sc->buf_len;
+	return (int64_t)(sc->buf_len < sc->end - sc->pos ? sc->buf_len : sc->end - sc->pos);
 }
 
+
 /* Decodes the record at pos: REC_OK, REC_BAD (why set), or < 0. A record
- * running past `end` is bad: committed data ends on a record boundary. */
+ * running past `end` is bad: committed data ends on a record boundary. The
+ * header is checked before the body is read. */
 static int decode_at(shard_scan *sc, rec_view *rec, const char **why)
 {
 	size_t need = REC_HEADER;
+	int64_t prev = -1;
 	for (;;) {
 		int64_t avail = fill(sc, need);
 		if (avail < 0)
 			return (int)avail;
+		if (avail <= prev) { /* the file ends before `end` */
+			*why = "record cut short at the end of the file";
+			return REC_BAD;
+		}
+		prev = avail;
 		const uint8_t *p = sc->buf + (sc->pos - sc->buf_off);
+		if (avail >= REC_HEADER) {
+			int64_t ts = (int64_t)get_le(p + 16, 8);
+			if (get_le(p, 4) > sc->end - sc->pos) {
+				*why = "record cut short at the end of the file";
+				return REC_BAD;
+			}
+			if (ts < sc->ts_lo || ts >= sc->ts_hi) {
+				*why = "ts outside the shard's time range";
+				return REC_BAD;
+			}
+		}
 		int st = rec_decode(rec, p, (size_t)avail, &need, why);
 		if (st != REC_SHORT)
 			return st;

@@ -55,6 +55,7 @@ typedef struct shard_scan {
 	size_t cap, buf_len;
 	uint64_t buf_off;
 	size_t first_chunk, chunk;
+	int64_t ts_lo, ts_hi; /* a record outside [ts_lo, ts_hi) is unsound */
 	uint64_t damaged;
 	char damage_msg[256];
 } shard_scan;
@@ -63,8 +64,14 @@ void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,
                uint64_t end, size_t first_chunk);
 void scan_free(shard_scan *sc);
 
-/* Moves to `pos` (a record boundary), keeping buffered bytes if possible. */
-void scan_seek(shard_scan *sc, uint64_t pos);
+/* Records of a shard lie in its time range: one outside it is unsound. The
+ * check runs on the header, before the body is read, so resynchronising
+ * over damage does not read megabytes for each plausible length. */
+void scan_bounds(shard_scan *sc, int64_t ts_lo, int64_t ts_hi);
+
+/* Moves to `pos` (a record boundary) and stops at `end`, keeping buffered
+ * bytes if possible. Nothing past `end` is read. */
+void scan_seek(shard_scan *sc, uint64_t pos, uint64_t end);
 
 /* 0 with the next record in `*rec` (borrowed until the next call) and its
  * offset in `*off`; 1 at `end`; TDM_EIO or TDM_ENOMEM. */

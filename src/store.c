@@ -44,6 +44,15 @@ shard_id store_shard_id(const tdm_store *s, int64_t shard)
 	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns};
 }
 
+void store_scan_init(shard_scan *sc, const tdm_store *s, int64_t shard, int fd,
+                     const char *name, uint64_t start, uint64_t end,
+                     size_t first_chunk)
+{
+	int64_t d = s->opts.shard_duration_ns, lo = shard * d;
+	scan_init(sc, fd, name, start, end, first_chunk);
+	scan_bounds(sc, lo, lo > INT64_MAX - d ? INT64_MAX : lo + d);
+}
+
 static int check_options(const tdm_options *o)
 {
 	if (o->shard_duration_ns <= 0)

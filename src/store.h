@@ -32,6 +32,12 @@ int store_path(char *out, size_t cap, const tdm_store *s, const char *rel);
 /* The identity shard file headers must carry. */
 shard_id store_shard_id(const tdm_store *s, int64_t shard);
 
+/* Starts a scan of a shard file that treats records outside the shard's
+ * time range as unsound. */
+void store_scan_init(shard_scan *sc, const tdm_store *s, int64_t shard, int fd,
+                     const char *name, uint64_t start, uint64_t end,
+                     size_t first_chunk);
+
 /* Creates, validates and loads the store header file. */
 int store_create(const char *dir, const tdm_options *opts);
 int store_open(tdm_store **out, const char *dir, const tdm_open_options *oo);

@@ -118,9 +118,9 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		        " are committed", size, end);
 		end = size;
 	}
-	int64_t d = v->s->opts.shard_duration_ns, grace = v->s->opts.grace_ns;
+	int64_t grace = v->s->opts.grace_ns;
 	shard_scan sc;
-	scan_init(&sc, fd, name, SHARD_HEADER, end, 1 << 20);
+	store_scan_init(&sc, v->s, have->shard, fd, name, SHARD_HEADER, end, 1 << 20);
 	for (;;) {
 		rec_view rec;
 		uint64_t off;
@@ -135,9 +135,6 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		}
 		if (r)
 			break;
-		if (rec.ts / d != have->shard)
-			problem(v, name, (int64_t)off, "ts %" PRId64 " belongs to shard %" PRId64,
-			        rec.ts, rec.ts / d);
 		if (rec.seq == 0 || rec.seq >= v->next_seq)
 			problem(v, name, (int64_t)off, "seq %" PRIu64 " out of range", rec.seq);
 		if (kind == SHARD_MAIN) {

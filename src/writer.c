@@ -244,7 +244,8 @@ static int stored_at(const uint8_t **out, struct writer *w, wshard *ws, int k,
 typedef int (*record_fn)(void *ctx, const rec_view *rec, uint64_t off);
 
 /* Calls fn for each record of file k in [start, written). */
-static int scan_file(wshard *ws, int k, uint64_t start, record_fn fn, void *ctx)
+static int scan_file(struct writer *w, wshard *ws, int k, uint64_t start,
+                     record_fn fn, void *ctx)
 {
 	int r = wfile_flush(ws, k);
 	if (r)
@@ -252,7 +253,8 @@ static int scan_file(wshard *ws, int k, uint64_t start, record_fn fn, void *ctx)
 	char name[64];
 	name_of(name, sizeof name, ws, k);
 	shard_scan sc;
-	scan_init(&sc, ws->file[k].fd, name, start, ws->file[k].written, 64 * 1024);
+	store_scan_init(&sc, w->s, ws->shard, ws->file[k].fd, name, start,
+	                ws->file[k].written, 64 * 1024);
 	rec_view rec;
 	uint64_t off;
 	while ((r = scan_next(&sc, &rec, &off)) == 0)
@@ -303,7 +305,7 @@ static int load_window(struct writer *w, kv_txn *txn, wshard *ws)
 	if (!r && ws->meta.main_count)
 		r = start_for(&start, w, txn, ws, ws->meta.max_ts - w->s->opts.grace_ns);
 	if (!r && ws->meta.main_count)
-		r = scan_file(ws, MAIN, start, add_to_window, ws);
+		r = scan_file(w, ws, MAIN, start, add_to_window, ws);
 	if (!r) {
 		dd_window_evict(&ws->window, ws->meta.max_ts - w->s->opts.grace_ns);
 		ws->window_loaded = 1;
@@ -311,22 +313,22 @@ static int load_window(struct writer *w, kv_txn *txn, wshard *ws)
 	return r;
 }
 
-static int load_recon(wshard *ws)
+static int load_recon(struct writer *w, wshard *ws)
 {
 	if (ws->recon_loaded)
 		return 0;
 	int r = ws->file[RECON].fd >= 0
-	            ? scan_file(ws, RECON, SHARD_HEADER, add_to_recon, ws) : 0;
+	            ? scan_file(w, ws, RECON, SHARD_HEADER, add_to_recon, ws) : 0;
 	ws->recon_loaded = !r;
 	return r;
 }
 
-static int load_filter(wshard *ws)
+static int load_filter(struct writer *w, wshard *ws)
 {
 	if (ws->filter_loaded)
 		return 0;
 	dd_filter_init(&ws->filter);
-	int r = scan_file(ws, MAIN, SHARD_HEADER, add_to_filter, ws);
+	int r = scan_file(w, ws, MAIN, SHARD_HEADER, add_to_filter, ws);
 	ws->filter_loaded = !r;
 	return r;
 }
@@ -370,15 +372,15 @@ static int scan_main_for(struct writer *w, kv_txn *txn, wshard *ws,
 	                         p->ts + 1, w->s->opts.grace_ns)))
 		return r;
 	shard_scan sc;
-	scan_init(&sc, ws->file[MAIN].fd, name, SHARD_HEADER, ws->file[MAIN].written,
-	          w->s->opts.index_interval);
+	store_scan_init(&sc, w->s, ws->shard, ws->file[MAIN].fd, name, SHARD_HEADER,
+	                ws->file[MAIN].written, w->s->opts.index_interval);
 	uint64_t start, stop;
 	int64_t key;
 	while (!p->found && (r = index_walk_next(&iw, &start, &stop, &key)) == 0) {
-		scan_seek(&sc, start);
+		scan_seek(&sc, start, stop);
 		rec_view rec;
 		uint64_t off;
-		while (sc.pos < stop && (r = scan_next(&sc, &rec, &off)) == 0)
+		while ((r = scan_next(&sc, &rec, &off)) == 0)
 			if (rec.ts == p->ts && rec_same_event(rec.bytes, p->rec)) {
 				p->found = 1;
 				break;
@@ -404,12 +406,12 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
 			return r;
 		return in_set(dup, w, ws, MAIN, &ws->window.set, rec, len, fp);
 	}
-	if ((r = load_recon(ws)) ||
+	if ((r = load_recon(w, ws)) ||
 	    (r = in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp)))
 		return r;
 	if (*dup)
 		return 0;
-	if ((r = load_filter(ws)))
+	if ((r = load_filter(w, ws)))
 		return r;
 	if (!dd_filter_maybe(&ws->filter, fp))
 		return 0;

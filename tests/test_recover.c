@@ -1,0 +1,584 @@
+/*
+ * test_recover.c - the index is derived, the shard files are the truth
+ * (SPEC §3): a deleted index is rebuilt, a torn tail past the committed
+ * length is cut, a file shorter than the index says is indexed anew.
+ */
+#include "support.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEC INT64_C(1000000000)
+#define MS INT64_C(1000000)
+#define T0 INT64_C(1700000000000000000)
+#define SHARD (10 * SEC)
+#define GRACE (2 * SEC)
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static char *new_store(void)
+{
+	char *dir = tst_tmpdir();
+	tdm_options o = TDM_OPTIONS_INIT;
+	o.shard_duration_ns = SHARD;
+	o.grace_ns = GRACE;
+	o.index_interval = 256;
+	int r = tdm_store_create(dir, &o);
+	ck_assert_msg(r == 0, "create: %s", tdm_error_message());
+	return dir;
+}
+
+static tdm_store *open_store(const char *dir, unsigned flags)
+{
+	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
+	oo.flags = flags;
+	oo.durability = TDM_DURABILITY_NONE;
+	tdm_store *s = NULL;
+	int r = tdm_store_open(&s, dir, &oo);
+	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
+	return s;
+}
+
+static void drop(char *dir)
+{
+	tst_rmtree(dir);
+	free(dir);
+}
+
+typedef struct evlist {
+	tdm_event **a;
+	size_t n, cap;
+} evlist;
+
+static void evlist_add(evlist *l, const tdm_event *ev)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->a = tst_realloc(l->a, l->cap * sizeof *l->a);
+	}
+	l->a[l->n++] = tst_event_dup(ev);
+}
+
+static void evlist_free(evlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		tst_event_free(l->a[i]);
+	free(l->a);
+	memset(l, 0, sizeof *l);
+}
+
+static evlist read_all(tdm_store *s)
+{
+	evlist l = {0};
+	tdm_iter *it = NULL;
+	int r = tdm_iter_open(&it, s, 0, INT64_MAX, NULL);
+	ck_assert_msg(r == 0, "iter_open: %s", tdm_error_message());
+	const tdm_event *ev;
+	while ((r = tdm_iter_next(&ev, it)) == 0)
+		evlist_add(&l, ev);
+	ck_assert_msg(r == TDM_ITEROVER, "iter_next: %d %s", r, tdm_error_message());
+	const char *msg = NULL;
+	ck_assert_msg(tdm_iter_damage(&msg, it) == 0, "damage: %s", msg);
+	tdm_iter_close(it);
+	return l;
+}
+
+/* Same events, same order, same seqs. */
+static void same_events(const evlist *a, const evlist *b)
+{
+	ck_assert_uint_eq(a->n, b->n);
+	char x[256], y[256];
+	for (size_t i = 0; i < a->n; i++)
+		ck_assert_msg(tst_event_cmp(a->a[i], b->a[i]) == 0 && a->a[i]->seq == b->a[i]->seq,
+		              "#%zu: %s vs %s", i, tst_event_str(x, sizeof x, a->a[i]),
+		              tst_event_str(y, sizeof y, b->a[i]));
+}
+
+static void first_problem(void *ctx, const tdm_problem *p)
+{
+	char *first = ctx;
+	if (!first[0])
+		snprintf(first, 512, "%s offset %lld: %s", p->file, (long long)p->offset,
+		         p->what);
+}
+
+static void verify_clean(tdm_store *s)
+{
+	uint64_t problems = 99;
+	char first[512] = "";
+	int r = tdm_verify(&problems, s, first_problem, first);
+	ck_assert_msg(r == 0, "verify: %s", tdm_error_message());
+	ck_assert_msg(problems == 0, "verify: %" PRIu64 " problems, first: %s", problems,
+	              first);
+}
+
+static tdm_stat stat_of(tdm_store *s)
+{
+	tdm_stat st;
+	ck_assert_int_eq(tdm_stat_get(&st, s), 0);
+	return st;
+}
+
+static void same_stat(const tdm_stat *a, const tdm_stat *b)
+{
+	ck_assert_uint_eq(a->shards, b->shards);
+	ck_assert_uint_eq(a->events, b->events);
+	ck_assert_uint_eq(a->late_events, b->late_events);
+	ck_assert_uint_eq(a->index_entries, b->index_entries);
+	ck_assert_uint_eq(a->last_seq, b->last_seq);
+	ck_assert_int_eq(a->min_ts, b->min_ts);
+	ck_assert_int_eq(a->max_ts, b->max_ts);
+}
+
+static const tdm_label LABELS[][2] = {
+	{{"host", "web-1"}, {"level", "error"}},
+	{{"level", "warn"}, {"host", "web-2"}},
+	{{"stream", "order-42"}, {"type", "created"}},
+};
+
+/* Events over three shards, ~20% late, with labels; `texts` keeps the
+ * payloads alive. Appended in batches of 50. */
+static evlist fill(tdm_store *s, size_t n, uint64_t seed, char (*texts)[40])
+{
+	tst_rng rng;
+	tst_rng_seed(&rng, seed);
+	evlist model = {0};
+	tdm_event batch[50];
+	size_t nb = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t ts = T0 + (int64_t)(i * 3 * SHARD / n);
+		if (tst_rng_chance(&rng, 20))
+			ts -= (int64_t)tst_rng_range(&rng, 6 * SEC);
+		if (ts < T0)
+			ts = T0;
+		snprintf(texts[i], 40, "event %zu %" PRIu64, i, tst_rng_next(&rng) % 1000);
+		tdm_event e = {ts, (uint32_t)tst_rng_range(&rng, 4), 0,
+		               LABELS[i % 3], 2, texts[i], strlen(texts[i])};
+		batch[nb++] = e;
+		evlist_add(&model, &e);
+		if (nb == 50) {
+			ck_assert_int_eq(tdm_append(NULL, NULL, s, batch, nb), 0);
+			nb = 0;
+		}
+	}
+	if (nb)
+		ck_assert_int_eq(tdm_append(NULL, NULL, s, batch, nb), 0);
+	return model;
+}
+
+static void shard_path(char *out, size_t cap, const char *dir, int64_t shard,
+                       const char *ext)
+{
+	snprintf(out, cap, "%s/shards/%020" PRId64 ".%s", dir, shard, ext);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	return st.st_size;
+}
+
+static void append_bytes(const char *path, const void *buf, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+	close(fd);
+}
+
+/* The offset and length of the last record of a shard file. */
+static void last_record(const char *path, off_t *off, uint32_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	off_t size = size_of(path), pos = 64;
+	ck_assert_int_gt(size, 64);
+	for (;;) {
+		uint8_t h[4];
+		ck_assert_int_eq(pread(fd, h, 4, pos), 4);
+		uint32_t l = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+		             (uint32_t)h[3] << 24;
+		ck_assert_int_ge(l, 30);
+		if (pos + (off_t)l >= size) {
+			ck_assert_int_eq(pos + (off_t)l, size);
+			*off = pos;
+			*len = l;
+			break;
+		}
+		pos += l;
+	}
+	close(fd);
+}
+
+static void rm_index(const char *dir)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/index", dir);
+	tst_rmtree(p);
+	struct stat st;
+	ck_assert_int_ne(stat(p, &st), 0);
+}
+
+/* ---- a deleted index ------------------------------------------------------- */
+
+static void rebuild_case(unsigned first_open_flags)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	static char texts[3000][40];
+	evlist model = fill(s, 3000, 11, texts);
+	evlist before = read_all(s);
+	tdm_stat st0 = stat_of(s);
+	ck_assert_uint_eq(st0.shards, 3);
+	ck_assert_uint_gt(st0.late_events, 100);
+	ck_assert_uint_gt(st0.index_entries, 3);
+	verify_clean(s);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+
+	rm_index(dir);
+	s = open_store(dir, first_open_flags);
+	evlist after = read_all(s);
+	same_events(&before, &after);
+	tdm_stat st1 = stat_of(s);
+	same_stat(&st0, &st1);
+	verify_clean(s);
+	evlist_free(&after);
+	if (first_open_flags) {
+		tdm_store_close(s);
+		s = open_store(dir, 0);
+	}
+
+	/* Dedupe still knows every stored event, main and recon. */
+	for (size_t i = 0; i < model.n; i += 100) {
+		size_t k = model.n - i < 100 ? model.n - i : 100;
+		tdm_event batch[100];
+		for (size_t j = 0; j < k; j++)
+			batch[j] = *model.a[i + j];
+		tdm_append_result res;
+		ck_assert_int_eq(tdm_append(&res, NULL, s, batch, k), 0);
+		ck_assert_msg(res.duplicates == k, "batch at %zu: %" PRIu64 " of %zu duplicates",
+		              i, res.duplicates, k);
+	}
+	/* Seq continues above the old max. */
+	tdm_event e = {T0 + 3 * SHARD + 5, 1, 0, NULL, 0, "new", 3};
+	ck_assert_int_eq(tdm_append(NULL, NULL, s, &e, 1), 0);
+	tdm_stat st2 = stat_of(s);
+	ck_assert_uint_eq(st2.last_seq, st0.last_seq + 1);
+	ck_assert_uint_eq(st2.events, st0.events + 1);
+	after = read_all(s);
+	ck_assert_uint_eq(after.n, before.n + 1);
+	ck_assert_uint_eq(after.a[after.n - 1]->seq, st0.last_seq + 1);
+	verify_clean(s);
+	tdm_store_close(s);
+
+	evlist_free(&after);
+	evlist_free(&before);
+	evlist_free(&model);
+	drop(dir);
+}
+
+START_TEST(test_rebuild_index)
+{
+	rebuild_case(0);
+}
+END_TEST
+
+/* A reader with no writer around rebuilds too. */
+START_TEST(test_rebuild_index_reader)
+{
+	rebuild_case(TDM_OPEN_READONLY);
+}
+END_TEST
+
+/* Only the LMDB data file lost (lock file left). */
+START_TEST(test_rebuild_data_file_lost)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	static char texts[500][40];
+	evlist model = fill(s, 500, 3, texts);
+	evlist before = read_all(s);
+	tdm_stat st0 = stat_of(s);
+	tdm_store_close(s);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/index/data.mdb", dir);
+	ck_assert_int_eq(unlink(p), 0);
+	s = open_store(dir, 0);
+	evlist after = read_all(s);
+	same_events(&before, &after);
+	tdm_stat st1 = stat_of(s);
+	same_stat(&st0, &st1);
+	verify_clean(s);
+	tdm_store_close(s);
+	evlist_free(&after);
+	evlist_free(&before);
+	evlist_free(&model);
+	drop(dir);
+}
+END_TEST
+
+/* ---- torn tails ------------------------------------------------------------- */
+
+static void torn_tail_case(const char *ext, int kind, unsigned open_flags)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	static char texts[1500][40];
+	evlist model = fill(s, 1500, 21, texts);
+	evlist before = read_all(s);
+	tdm_stat st0 = stat_of(s);
+	tdm_store_close(s);
+
+	char path[4200];
+	shard_path(path, sizeof path, dir, T0 / SHARD + 1, ext);
+	off_t size = size_of(path);
+	off_t last;
+	uint32_t len;
+	last_record(path, &last, &len);
+	uint8_t buf[512];
+	ck_assert_uint_le(len, sizeof buf);
+	if (kind == 0) {
+		/* Garbage. */
+		tst_rng rng;
+		tst_rng_seed(&rng, 5);
+		tst_rng_bytes(&rng, buf, 77);
+		append_bytes(path, buf, 77);
+	} else if (kind == 1) {
+		/* The first half of a record (a copy of the last one). */
+		int fd = open(path, O_RDONLY);
+		ck_assert_int_eq(pread(fd, buf, len, last), (ssize_t)len);
+		close(fd);
+		append_bytes(path, buf, len / 2);
+	} else {
+		/* A record header claiming more bytes than there are. */
+		memset(buf, 0, sizeof buf);
+		buf[0] = 200;
+		append_bytes(path, buf, 40);
+	}
+	ck_assert_int_gt(size_of(path), size);
+
+	s = open_store(dir, open_flags);
+	ck_assert_msg(size_of(path) == size, "%s: %lld bytes after reopen, want %lld", ext,
+	              (long long)size_of(path), (long long)size);
+	evlist after = read_all(s);
+	same_events(&before, &after);
+	tdm_stat st1 = stat_of(s);
+	same_stat(&st0, &st1);
+	verify_clean(s);
+	tdm_store_close(s);
+
+	/* A writer afterwards appends right after the sound records. */
+	s = open_store(dir, 0);
+	tdm_event e[] = {{T0 + SHARD + 9 * SEC + 999, 1, 0, NULL, 0, "new", 3},
+	                 {T0 + SHARD, 1, 0, NULL, 0, "new late", 8}};
+	tdm_append_result res;
+	ck_assert_int_eq(tdm_append(&res, NULL, s, e, 2), 0);
+	ck_assert_uint_eq(res.appended, 2);
+	ck_assert_uint_eq(res.late, 1);
+	evlist_free(&after);
+	after = read_all(s);
+	ck_assert_uint_eq(after.n, before.n + 2);
+	verify_clean(s);
+	tdm_store_close(s);
+	s = open_store(dir, TDM_OPEN_READONLY);
+	evlist again = read_all(s);
+	same_events(&after, &again);
+	tdm_store_close(s);
+
+	evlist_free(&again);
+	evlist_free(&after);
+	evlist_free(&before);
+	evlist_free(&model);
+	drop(dir);
+}
+
+START_TEST(test_garbage_tail_main)
+{
+	torn_tail_case("main", 0, 0);
+}
+END_TEST
+
+START_TEST(test_half_record_main)
+{
+	torn_tail_case("main", 1, 0);
+}
+END_TEST
+
+START_TEST(test_long_header_main)
+{
+	torn_tail_case("main", 2, 0);
+}
+END_TEST
+
+START_TEST(test_garbage_tail_recon)
+{
+	torn_tail_case("recon", 0, 0);
+}
+END_TEST
+
+START_TEST(test_half_record_recon)
+{
+	torn_tail_case("recon", 1, 0);
+}
+END_TEST
+
+/* A reader with no writer around repairs as well. */
+START_TEST(test_half_record_main_reader)
+{
+	torn_tail_case("main", 1, TDM_OPEN_READONLY);
+}
+END_TEST
+
+/* ---- a file shorter than the index says ------------------------------------ */
+
+static void truncated_case(int and_index_lost)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	static char texts[1500][40];
+	evlist model = fill(s, 1500, 31, texts);
+	evlist before = read_all(s);
+	tdm_stat st0 = stat_of(s);
+	tdm_store_close(s);
+
+	char path[4200];
+	shard_path(path, sizeof path, dir, T0 / SHARD + 2, "main");
+	off_t last;
+	uint32_t len;
+	last_record(path, &last, &len);
+	/* The record being cut. */
+	int fd = open(path, O_RDWR);
+	uint8_t rec[512];
+	ck_assert_int_eq(pread(fd, rec, len, last), (ssize_t)len);
+	ck_assert_int_eq(ftruncate(fd, last + len / 2), 0);
+	close(fd);
+	int64_t lost_ts;
+	memcpy(&lost_ts, rec + 16, 8); /* little-endian hosts */
+	if (and_index_lost)
+		rm_index(dir);
+
+	s = open_store(dir, 0);
+	ck_assert_int_eq(size_of(path), last);
+	evlist after = read_all(s);
+	ck_assert_uint_eq(after.n, before.n - 1);
+	/* Every other record is there, with its seq. */
+	size_t j = 0, missing = 0, k = 0;
+	for (size_t i = 0; i < before.n; i++) {
+		if (j < after.n && tst_event_cmp(before.a[i], after.a[j]) == 0) {
+			ck_assert_uint_eq(before.a[i]->seq, after.a[j]->seq);
+			j++;
+		} else {
+			missing++;
+			k = i;
+			ck_assert_int_eq(before.a[i]->ts, lost_ts);
+		}
+	}
+	ck_assert_uint_eq(missing, 1);
+	tdm_stat st1 = stat_of(s);
+	ck_assert_uint_eq(st1.events, st0.events - 1);
+	ck_assert_uint_eq(st1.shards, st0.shards);
+	verify_clean(s);
+
+	/* The lost event can be stored again; seq stays above the old max. */
+	tdm_append_result res;
+	uint8_t out;
+	ck_assert_int_eq(tdm_append(&res, &out, s, before.a[k], 1), 0);
+	ck_assert_uint_eq(res.appended, 1);
+	ck_assert_int_eq(out, TDM_STORED);
+	tdm_stat st2 = stat_of(s);
+	if (!and_index_lost)
+		ck_assert_uint_eq(st2.last_seq, st0.last_seq + 1);
+	else
+		ck_assert_uint_gt(st2.last_seq, st1.last_seq);
+	ck_assert_uint_eq(st2.events, st0.events);
+	verify_clean(s);
+	tdm_store_close(s);
+
+	evlist_free(&after);
+	evlist_free(&before);
+	evlist_free(&model);
+	drop(dir);
+}
+
+START_TEST(test_truncated_last_record)
+{
+	truncated_case(0);
+}
+END_TEST
+
+START_TEST(test_truncated_last_record_no_index)
+{
+	truncated_case(1);
+}
+END_TEST
+
+/* The files of a shard deleted: its events and entries are gone. */
+START_TEST(test_shard_files_deleted)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	static char texts[900][40];
+	evlist model = fill(s, 900, 41, texts);
+	evlist before = read_all(s);
+	tdm_store_close(s);
+	char path[4200];
+	size_t gone = 0;
+	for (size_t i = 0; i < before.n; i++)
+		gone += before.a[i]->ts / SHARD == T0 / SHARD + 1;
+	shard_path(path, sizeof path, dir, T0 / SHARD + 1, "main");
+	ck_assert_int_eq(unlink(path), 0);
+	shard_path(path, sizeof path, dir, T0 / SHARD + 1, "recon");
+	unlink(path);
+	s = open_store(dir, 0);
+	evlist after = read_all(s);
+	ck_assert_uint_eq(after.n, before.n - gone);
+	for (size_t i = 0; i < after.n; i++)
+		ck_assert_int_ne(after.a[i]->ts / SHARD, T0 / SHARD + 1);
+	tdm_stat st = stat_of(s);
+	ck_assert_uint_eq(st.shards, 2);
+	verify_clean(s);
+	tdm_store_close(s);
+	evlist_free(&after);
+	evlist_free(&before);
+	evlist_free(&model);
+	drop(dir);
+}
+END_TEST
+
+static Suite *recover_suite(void)
+{
+	Suite *su = suite_create("recover");
+	TCase *tc = tcase_create("index");
+	tcase_add_test(tc, test_rebuild_index);
+	tcase_add_test(tc, test_rebuild_index_reader);
+	tcase_add_test(tc, test_rebuild_data_file_lost);
+	tcase_add_test(tc, test_shard_files_deleted);
+	suite_add_tcase(su, tc);
+	TCase *tt = tcase_create("tails");
+	tcase_add_test(tt, test_garbage_tail_main);
+	tcase_add_test(tt, test_half_record_main);
+	tcase_add_test(tt, test_long_header_main);
+	tcase_add_test(tt, test_garbage_tail_recon);
+	tcase_add_test(tt, test_half_record_recon);
+	tcase_add_test(tt, test_half_record_main_reader);
+	tcase_add_test(tt, test_truncated_last_record);
+	tcase_add_test(tt, test_truncated_last_record_no_index);
+	suite_add_tcase(su, tt);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(recover_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failures = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failures ? 1 : 0;
+}
