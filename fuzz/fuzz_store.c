@@ -113,7 +113,7 @@ static void setup(void)
 
 static void restore(void)
 {
-	char cmd[700];
+	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", work, base, work);
 	if (system(cmd) != 0)
 		abort();

@@ -77,7 +77,7 @@ typedef struct tdm_label {
  * On output (tdm_iter_next) every pointer is borrowed from the iterator.
  * Labels need not be sorted on input; on output they are sorted by key. */
 typedef struct tdm_event {
-	int64_t ts;          /* ns since the Unix epoch, UTC, >= 0 */
+	int64_t ts;          /* ns since the Unix epoch, UTC, 0 .. INT64_MAX-1 */
 	uint32_t id;
 	uint64_t seq;        /* store-wide commit order; output only */
 	const tdm_label *labels;

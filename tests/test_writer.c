@@ -203,7 +203,7 @@ END_TEST
 static void fill(tdm_store *s, int64_t from, int64_t to, int64_t step)
 {
 	tdm_event batch[100];
-	char text[100][24];
+	char text[100][32];
 	size_t n = 0;
 	for (int64_t ts = from; ts < to; ts += step) {
 		snprintf(text[n], sizeof text[n], "fill %" PRId64, ts - T0);
