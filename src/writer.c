@@ -103,14 +103,15 @@ static int shard_cmp_key(int64_t a, int64_t b)
 	return a < b ? -1 : a > b;
 }
 
-/* Drops the state of the least recently used shards not in this batch, so
- * memory stays bounded when many shards are touched over time. */
+/* Drops the state of the least recently used shards between batches, so
+ * memory and descriptors stay bounded when many shards are touched over
+ * time. A shard with unsynced writes stays until the next sync. */
 static void evict_cold(struct writer *w)
 {
 	while (w->n > MAX_HOT_SHARDS) {
 		size_t victim = SIZE_MAX;
 		for (size_t i = 0; i < w->n; i++)
-			if (!w->shards[i]->touched &&
+			if (!w->shards[i]->file[MAIN].dirty && !w->shards[i]->file[RECON].dirty &&
 			    (victim == SIZE_MAX ||
 			     w->shards[i]->last_used < w->shards[victim]->last_used))
 				victim = i;
