@@ -201,8 +201,72 @@ static int take_lock(int *out, const tdm_store *s, int write_pid)
 	return 0;
 }
 
-/* Opens the index; when it is missing or LMDB rejects it, builds it anew
- * from the shard files (they are the truth). Needs the writer lock. */
+/* The kernel's id of this boot, or "" where there is none. */
+static void boot_id(char out[64])
+{
+	int fd;
+	size_t got = 0;
+	out[0] = 0;
+	if (io_open(&fd, "/proc/sys/kernel/random/boot_id", O_RDONLY, 0) < 0)
+		return;
+	if (io_pread(fd, out, 63, 0, &got) < 0)
+		got = 0;
+	io_close(fd);
+	out[got] = 0;
+	out[strcspn(out, "\n")] = 0;
+}
+
+/* The UNSYNCED file exists while a writer that does not sync every commit
+ * (durability none or interval) has the store, and names the boot. Found
+ * from an earlier boot, it means the machine went down with index pages
+ * that may never have reached the disk: LMDB then cannot be trusted, and
+ * the index is rebuilt from the shard files. A process that merely died
+ * leaves the same boot id, and LMDB's unsynced pages in the page cache. */
+static int index_lost_with_power(const tdm_store *s)
+{
+	char path[4200], seen[64] = "", now[64];
+	if (store_path(path, sizeof path, s, UNSYNCED_FILE))
+		return 0;
+	int fd;
+	if (io_open(&fd, path, O_RDONLY, 0) < 0)
+		return 0;
+	size_t got = 0;
+	if (io_pread(fd, seen, sizeof seen - 1, 0, &got) < 0)
+		got = 0;
+	io_close(fd);
+	seen[got] = 0;
+	boot_id(now);
+	return !now[0] || strcmp(seen, now) != 0;
+}
+
+/* Writes UNSYNCED for this boot, or removes it for a writer whose every
+ * commit is synced. */
+static int mark_unsynced(const tdm_store *s, int unsynced)
+{
+	char path[4200];
+	int r = store_path(path, sizeof path, s, UNSYNCED_FILE);
+	if (r)
+		return r;
+	if (!unsynced) {
+		r = io_unlink(path);
+		return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s", path) : 0;
+	}
+	char id[64];
+	boot_id(id);
+	int fd;
+	if ((r = io_open(&fd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+		return tdm_fail_errno(TDM_EIO, -r, "%s", path);
+	if ((r = io_pwrite(fd, id, strlen(id), 0)) == 0)
+		r = io_fsync(fd);
+	io_close(fd);
+	if (r == 0)
+		r = io_fsync_dir(s->dir);
+	return r < 0 ? tdm_fail_errno(TDM_EIO, -r, "%s", path) : 0;
+}
+
+/* Opens the index; when it is missing, rejected by LMDB or possibly torn
+ * by a power failure, builds it anew from the shard files (they are the
+ * truth). Needs the writer lock. */
 static int open_index_locked(tdm_store *s, int sync_commits)
 {
 	char path[4200];
@@ -210,7 +274,7 @@ static int open_index_locked(tdm_store *s, int sync_commits)
 	if (r)
 		return r;
 	int rebuild = 0;
-	r = kv_open(&s->kv, path, 0, sync_commits);
+	r = index_lost_with_power(s) ? TDM_ECORRUPT : kv_open(&s->kv, path, 0, sync_commits);
 	if (r == TDM_ENOTFOUND || r == TDM_ECORRUPT) {
 		static const char *const files[] = {"data.mdb", "lock.mdb"};
 		for (size_t i = 0; i < 2; i++) {
@@ -262,6 +326,7 @@ int store_open(tdm_store **out, const char *dir, const tdm_open_options *oo)
 	} else {
 		if ((r = take_lock(&s->lock_fd, s, 1)) ||
 		    (r = open_index_locked(s, sync_commits)) ||
+		    (r = mark_unsynced(s, !sync_commits)) ||
 		    (r = writer_open(&s->w, s)))
 			goto fail;
 	}
@@ -276,8 +341,10 @@ int store_close(tdm_store *s)
 {
 	int r = 0;
 	if (s->w) {
-		if (!s->failed && s->oo.durability != TDM_DURABILITY_NONE)
-			r = writer_sync(s);
+		/* Durability none leaves the index unsynced, and UNSYNCED with it. */
+		if (!s->failed && s->oo.durability != TDM_DURABILITY_NONE &&
+		    !(r = writer_sync(s)))
+			r = mark_unsynced(s, 0);
 		writer_close(s->w);
 	}
 	kv_close(s->kv);

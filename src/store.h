@@ -10,6 +10,7 @@
 
 #define STORE_FILE "STORE"
 #define LOCK_FILE "LOCK"
+#define UNSYNCED_FILE "UNSYNCED"
 #define SHARDS_DIR "shards"
 #define INDEX_DIR "index"
 

@@ -226,6 +226,97 @@ static void rm_index(const char *dir)
 	ck_assert_int_ne(stat(p, &st), 0);
 }
 
+/* ---- an index that lost commits with the power -------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[9000];
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A writer that does not sync every commit (durability none) leaves
+ * UNSYNCED naming the boot. An index that is older than the files (its last
+ * commits never reached the disk) is then the picture after a power
+ * failure: found from another boot, the index is rebuilt and the events in
+ * the files are kept; found from this boot (a process that died, whose
+ * commits were in the page cache), files past the committed lengths belong
+ * to a batch that never committed and are cut. */
+static void lost_commits_case(int other_boot)
+{
+	char *dir = new_store();
+	tdm_store *s = open_store(dir, 0);
+	tdm_event a = {T0 + 1, 1, 0, NULL, 0, "first", 5};
+	tdm_event b = {T0 + 2, 2, 0, NULL, 0, "second", 6};
+	ck_assert_int_eq(tdm_append(NULL, NULL, s, &a, 1), 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	char data[4200], saved[4200], unsynced[4200];
+	snprintf(data, sizeof data, "%s/index/data.mdb", dir);
+	snprintf(saved, sizeof saved, "%s/data.mdb.saved", dir);
+	snprintf(unsynced, sizeof unsynced, "%s/UNSYNCED", dir);
+	copy_file(data, saved);
+
+	s = open_store(dir, 0);
+	ck_assert_int_eq(tdm_append(NULL, NULL, s, &b, 1), 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	struct stat st;
+	ck_assert_msg(stat(unsynced, &st) == 0, "durability none leaves UNSYNCED");
+
+	copy_file(saved, data); /* the index lost the second commit */
+	unlink(saved);
+	if (other_boot)
+		write_text(unsynced, "00000000-0000-0000-0000-000000000000");
+	s = open_store(dir, TDM_OPEN_READONLY);
+	evlist got = read_all(s);
+	ck_assert_uint_eq(got.n, other_boot ? 2 : 1);
+	verify_clean(s);
+	evlist_free(&got);
+	tdm_store_close(s);
+	drop(dir);
+}
+
+START_TEST(test_power_loss_rebuilds_index)
+{
+	lost_commits_case(1);
+}
+END_TEST
+
+START_TEST(test_same_boot_trusts_index)
+{
+	lost_commits_case(0);
+}
+END_TEST
+
+/* A writer whose every commit is synced, or a clean close after syncing,
+ * leaves no UNSYNCED behind. */
+START_TEST(test_unsynced_marker_life)
+{
+	char *dir = new_store();
+	char unsynced[4200];
+	snprintf(unsynced, sizeof unsynced, "%s/UNSYNCED", dir);
+	struct stat st;
+	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
+	tdm_store *s;
+	ck_assert_int_eq(tdm_store_open(&s, dir, &oo), 0); /* interval */
+	ck_assert_int_eq(stat(unsynced, &st), 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	ck_assert_int_ne(stat(unsynced, &st), 0);
+	oo.durability = TDM_DURABILITY_BATCH;
+	ck_assert_int_eq(tdm_store_open(&s, dir, &oo), 0);
+	ck_assert_int_ne(stat(unsynced, &st), 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	drop(dir);
+}
+END_TEST
+
 /* ---- a deleted index ------------------------------------------------------- */
 
 static void rebuild_case(unsigned first_open_flags)
@@ -560,6 +651,9 @@ static Suite *recover_suite(void)
 	tcase_add_test(tc, test_rebuild_index_reader);
 	tcase_add_test(tc, test_rebuild_data_file_lost);
 	tcase_add_test(tc, test_shard_files_deleted);
+	tcase_add_test(tc, test_power_loss_rebuilds_index);
+	tcase_add_test(tc, test_same_boot_trusts_index);
+	tcase_add_test(tc, test_unsynced_marker_life);
 	suite_add_tcase(su, tc);
 	TCase *tt = tcase_create("tails");
 	tcase_add_test(tt, test_garbage_tail_main);
