@@ -17,6 +17,7 @@
  *   4. seq is commit order: the events of a batch get distinct seqs above
  *      every earlier batch's, and last_seq grows by the batch's appended.
  *
+ * The shard duration and grace follow from the seed (see configs).
  * A failure names the seed and the operation; rerun one seed with
  * TDM_MODEL_SEED=<seed> [TDM_MODEL_OPS=<ops>] build/tests/test_model.
  * TDM_MODEL_OPS also makes every seed run longer.
@@ -38,12 +39,20 @@
 #define INDEX_INTERVAL 256u
 #define T0 INT64_C(1700000000000000000)
 
-#define DEFAULT_OPS 600
+#define DEFAULT_OPS 500
 #define MAX_BATCH 200
 #define MAX_GEN_LABELS 4
 #define MAX_PAYLOAD_GEN 3000
 
-static const uint64_t seeds[] = {1, 2, 3, 0x7469646d61726bull, 20261122};
+/* The store's shard duration and grace follow from the seed (seed % 4):
+ * mostly the small ones above, also a grace near a shard's length, and short
+ * shards with a 1 ns grace (almost everything out of order is late). */
+static const struct {
+	int64_t shard_ns, grace_ns;
+} configs[4] = {
+	{SHARD_NS, GRACE_NS}, {SHARD_NS, 8 * SEC}, {SEC, 1}, {SHARD_NS, GRACE_NS},
+};
+static const uint64_t seeds[] = {4, 5, 6, 7, 0x7469646d61726bull};
 #define N_SEEDS (sizeof seeds / sizeof seeds[0])
 
 /* Label vocabulary: keys and values that are prefixes of one another and
@@ -79,6 +88,7 @@ typedef struct seq_window {
 } seq_window;
 
 typedef struct model {
+	int64_t shard_ns, grace_ns;
 	mevent *ev; /* sorted by tst_event_cmp; all distinct */
 	size_t n, cap;
 	size_t n_late;
@@ -165,8 +175,8 @@ static enum tdm_outcome model_append(model *m, tdm_event *ev, bool *taken)
 	if (model_find(m, ev, &pos))
 		return TDM_DUPLICATE;
 
-	watermark *w = model_watermark(m, ev->ts / SHARD_NS, true);
-	bool late = w->max_ts >= 0 && ev->ts < w->max_ts - GRACE_NS;
+	watermark *w = model_watermark(m, ev->ts / m->shard_ns, true);
+	bool late = w->max_ts >= 0 && ev->ts < w->max_ts - m->grace_ns;
 	if (!late && ev->ts > w->max_ts)
 		w->max_ts = ev->ts;
 
@@ -314,6 +324,8 @@ static size_t gen_payload(run *r, const void **out)
 		return 0;
 	if (kind < 55) {
 		const char *line = vocab_lines[rnd(r, COUNT(vocab_lines))];
+		if (chance(r, 10)) /* the same line with a NUL after it */
+			return (size_t)snprintf((char *)r->scratch, 64, "%s", line) + 1;
 		if (chance(r, 50))
 			return (size_t)snprintf((char *)r->scratch, 64, "%s", line);
 		return (size_t)snprintf((char *)r->scratch, 64, "%s?n=%u",
@@ -338,15 +350,16 @@ static uint32_t gen_id(run *r)
 
 static int64_t gen_ts(run *r)
 {
+	const int64_t shard = r->m.shard_ns, grace = r->m.grace_ns;
 	uint64_t kind = rnd(r, 100);
 	if (kind < 45) { /* in order, on a coarse grid so ts ties happen */
 		r->clock += (int64_t)rnd(r, 6) * 5 * MS;
 		return r->clock;
 	}
 	if (kind < 62) /* out of order, inside the grace window */
-		return r->clock - (int64_t)rnd(r, (uint64_t)GRACE_NS / MS + 1) * MS;
+		return r->clock - (int64_t)rnd(r, (uint64_t)grace / MS + 1) * MS;
 	if (kind < 74) /* late, or on time in a shard the clock left */
-		return r->clock - GRACE_NS - MS - (int64_t)rnd(r, 15 * SEC);
+		return r->clock - grace - MS - (int64_t)rnd(r, 15 * SEC);
 	if (kind < 82) /* backfill anywhere into the past of the stream */
 		return T0 + (int64_t)rnd(r, (uint64_t)(r->clock - T0) + 1);
 	if (kind < 89) { /* the ts of a stored event: ties of every kind */
@@ -356,20 +369,20 @@ static int64_t gen_ts(run *r)
 	if (kind < 90) /* far future: its own shard only */
 		return r->clock + (int64_t)rnd(r, 1000000) * SEC + (int64_t)rnd(r, SEC);
 	if (kind < 91) { /* the edges of the time line */
-		static const int64_t edges[] = {
-			0, 1, SHARD_NS - 1, SHARD_NS, SHARD_NS + 1, 3 * GRACE_NS,
-			INT64_MAX - 1, INT64_MAX - SHARD_NS, INT64_MAX / 2,
+		const int64_t edges[] = {
+			0, 1, shard - 1, shard, shard + 1, 3 * grace,
+			INT64_MAX - 1, INT64_MAX - shard, INT64_MAX / 2,
 		};
 		int64_t t = edges[rnd(r, COUNT(edges))];
 		return t >= INT64_MAX - 3 * SEC ? t - (int64_t)rnd(r, 3) * SEC : t;
 	}
 	if (kind < 95 && r->m.n_wm > 0) { /* right at a shard's grace edge */
 		const watermark *w = &r->m.wm[rnd(r, r->m.n_wm)];
-		int64_t t = w->max_ts - GRACE_NS + (int64_t)rnd(r, 3) - 1;
+		int64_t t = w->max_ts - grace + (int64_t)rnd(r, 3) - 1;
 		return t >= 0 ? t : w->max_ts;
 	}
 	/* shard boundaries near the clock */
-	int64_t boundary = (r->clock / SHARD_NS - (int64_t)rnd(r, 3)) * SHARD_NS;
+	int64_t boundary = (r->clock / shard - (int64_t)rnd(r, 3)) * shard;
 	return boundary + (int64_t)rnd(r, 5) * MS - 2 * MS;
 }
 
@@ -576,7 +589,7 @@ static void read_finish(run *r, read_check *rc)
 	CHECK(r, damage == 0, "read [%" PRId64 ", %" PRId64 "): %" PRIu64
 	      " damaged stretches: %s", rc->from, rc->to, damage, damage_msg);
 
-	if (storage_order) {
+	if (storage_order && n_got > 0) {
 		qsort(got, n_got, sizeof *got, cmp_event_ptr);
 		for (size_t k = 0; k < n_got; k++)
 			read_compare(r, rc, k, got[k], n_got);
@@ -592,7 +605,7 @@ static void read_finish(run *r, read_check *rc)
 
 	r->n_reads++;
 	r->n_read_events += n_got;
-	for (size_t k = 0; k < n_got && got; k++)
+	for (size_t k = 0; k < n_got && storage_order; k++)
 		tst_event_free(got[k]);
 	free(got);
 	free(seqs);
@@ -659,13 +672,15 @@ static void op_append(run *r)
 	check_stat(r);
 }
 
-static int64_t shard_start(int64_t shard)
+static int64_t shard_start(const run *r, int64_t shard)
 {
-	return shard > INT64_MAX / SHARD_NS ? INT64_MAX : shard * SHARD_NS;
+	int64_t d = r->m.shard_ns;
+	return shard > INT64_MAX / d ? INT64_MAX : shard * d;
 }
 
 static void gen_range(run *r, int64_t *from, int64_t *to)
 {
+	const int64_t grace = r->m.grace_ns;
 	const tdm_event *a = random_model_event(r), *b = random_model_event(r);
 	uint64_t kind = rnd(r, 100);
 	if (a == NULL || kind < 8) { /* everything */
@@ -682,9 +697,9 @@ static void gen_range(run *r, int64_t *from, int64_t *to)
 		*from = a->ts;
 		*to = a->ts + 1;
 	} else if (kind < 65) { /* whole shards */
-		int64_t shard = a->ts / SHARD_NS;
-		*from = shard_start(shard);
-		*to = shard_start(shard + 1 + (int64_t)rnd(r, 3));
+		int64_t shard = a->ts / r->m.shard_ns;
+		*from = shard_start(r, shard);
+		*to = shard_start(r, shard + 1 + (int64_t)rnd(r, 3));
 	} else if (kind < 90) { /* a window near the present */
 		*from = r->clock - (int64_t)rnd(r, 60 * SEC);
 		*to = *from + (int64_t)rnd(r, 10 * SEC);
@@ -692,8 +707,8 @@ static void gen_range(run *r, int64_t *from, int64_t *to)
 		*from = chance(r, 50) ? 0 : a->ts;
 		*to = *from ? INT64_MAX : a->ts;
 	} else { /* around a stored event, inside grace of it */
-		*from = a->ts - (a->ts > GRACE_NS ? (int64_t)rnd(r, GRACE_NS) : 0);
-		*to = a->ts + (a->ts < INT64_MAX - GRACE_NS ? (int64_t)rnd(r, GRACE_NS) : 0);
+		*from = a->ts - (a->ts > grace ? (int64_t)rnd(r, grace) : 0);
+		*to = a->ts + (a->ts < INT64_MAX - grace ? (int64_t)rnd(r, grace) : 0);
 	}
 }
 
@@ -769,8 +784,8 @@ static void open_store(run *r, bool readonly)
 
 	tdm_options o;
 	tdm_store_options(&o, r->store);
-	CHECK(r, o.shard_duration_ns == SHARD_NS && o.grace_ns == GRACE_NS &&
-	      o.index_interval == INDEX_INTERVAL,
+	CHECK(r, o.shard_duration_ns == r->m.shard_ns &&
+	      o.grace_ns == r->m.grace_ns && o.index_interval == INDEX_INTERVAL,
 	      "reopened with options %" PRId64 "/%" PRId64 "/%u",
 	      o.shard_duration_ns, o.grace_ns, (unsigned)o.index_interval);
 }
@@ -836,14 +851,16 @@ static void run_seed(uint64_t seed, int ops)
 	memset(r, 0, sizeof *r);
 	r->b = tst_malloc(sizeof *r->b);
 	r->seed = seed;
+	r->m.shard_ns = configs[seed % 4].shard_ns;
+	r->m.grace_ns = configs[seed % 4].grace_ns;
 	r->op = -1;
 	tst_rng_seed(&r->rng, seed);
 	r->clock = T0 + (int64_t)rnd(r, 100) * SEC;
 	r->dir = tst_tmpdir();
 
 	tdm_options o = TDM_OPTIONS_INIT;
-	o.shard_duration_ns = SHARD_NS;
-	o.grace_ns = GRACE_NS;
+	o.shard_duration_ns = r->m.shard_ns;
+	o.grace_ns = r->m.grace_ns;
 	o.index_interval = INDEX_INTERVAL;
 	CALL(r, tdm_store_create(r->dir, &o));
 	open_store(r, false);
@@ -873,10 +890,12 @@ static void run_seed(uint64_t seed, int ops)
 	CALL(r, tdm_stat_get(&st, r->store));
 	CHECK(r, st.index_entries > 0, "no sparse index entries after %" PRIu64
 	      " events (index_interval %u)", st.events, INDEX_INTERVAL);
-	fprintf(stderr, "model seed %" PRIu64 ": %d ops, %zu events (%" PRIu64
+	fprintf(stderr, "model seed %" PRIu64 " (shards %" PRId64 " ns, grace %"
+	        PRId64 " ns): %d ops, %zu events (%" PRIu64
 	        " late appends, %" PRIu64 " duplicates), %zu shards, %" PRIu64
 	        " index entries, %" PRIu64 " reads returned %" PRIu64
-	        " events, %" PRIu64 " reopens\n", seed, ops, r->m.n, r->n_late,
+	        " events, %" PRIu64 " reopens\n", seed, r->m.shard_ns,
+	        r->m.grace_ns, ops, r->m.n, r->n_late,
 	        r->n_dups, r->m.n_wm, st.index_entries, r->n_reads,
 	        r->n_read_events, r->n_reopens);
 
