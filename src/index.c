@@ -42,6 +42,7 @@ void index_meta_init(shard_meta *m, int64_t shard)
 	m->shard = shard;
 	m->main_len = SHARD_HEADER;
 	m->max_ts = -1;
+	m->recon_max_ts = -1;
 	m->min_ts = INT64_MAX;
 	m->block_off = SHARD_HEADER;
 	m->block_key = -1;
@@ -53,7 +54,8 @@ static void meta_encode(uint8_t *out, const shard_meta *m)
 	const uint64_t f[META_FIELDS] = {
 		m->main_len, m->recon_len, m->main_count, m->recon_count,
 		(uint64_t)m->max_ts, (uint64_t)m->min_ts, m->max_seq, m->block_off,
-		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries, 0};
+		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries,
+		(uint64_t)m->recon_max_ts};
 	for (int i = 0; i < META_FIELDS; i++)
 		put_le64(out + 8 * i, f[i]);
 }
@@ -72,12 +74,13 @@ static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p)
 	m->block_key = (int64_t)get_le64(p + 64);
 	m->block_min = (int64_t)get_le64(p + 72);
 	m->index_entries = get_le64(p + 80);
+	m->recon_max_ts = (int64_t)get_le64(p + 88);
 }
 
 static int meta_sound(const shard_meta *m)
 {
 	return m->main_len >= SHARD_HEADER && m->block_off >= SHARD_HEADER &&
-	       m->block_off <= m->main_len && m->max_ts >= -1 &&
+	       m->block_off <= m->main_len && m->max_ts >= -1 && m->recon_max_ts >= -1 &&
 	       (m->recon_len == 0 || m->recon_len >= SHARD_HEADER);
 }
 
@@ -202,6 +205,8 @@ void index_note_recon(shard_meta *m, uint64_t off, uint32_t len, int64_t ts)
 {
 	if (ts < m->min_ts)
 		m->min_ts = ts;
+	if (ts > m->recon_max_ts)
+		m->recon_max_ts = ts;
 	m->recon_len = off + len;
 	m->recon_count++;
 }

@@ -22,6 +22,7 @@ typedef struct shard_meta {
 	uint64_t recon_len;   /* same for the recon file; 0 when it has none */
 	uint64_t main_count, recon_count;
 	int64_t max_ts;       /* running max of the main file; -1 when empty */
+	int64_t recon_max_ts; /* largest ts in the recon file; -1 when empty */
 	int64_t min_ts;       /* smallest ts in main and recon; INT64_MAX if none */
 	uint64_t max_seq;     /* largest seq in the shard */
 	uint64_t block_off;   /* where the open block starts */

@@ -130,13 +130,18 @@ static int copy_where(tdm_iter *it, const tdm_read_options *ro)
 
 /* ---- damage ---------------------------------------------------------- */
 
-static void collect_damage(tdm_iter *it, const shard_scan *sc)
+static void note_damage(tdm_iter *it, uint64_t count, const char *msg)
 {
-	if (!sc->damaged)
+	if (!count)
 		return;
 	if (!it->damaged)
-		snprintf(it->damage_msg, sizeof it->damage_msg, "%s", sc->damage_msg);
-	it->damaged += sc->damaged;
+		snprintf(it->damage_msg, sizeof it->damage_msg, "%s", msg);
+	it->damaged += count;
+}
+
+static void collect_damage(tdm_iter *it, const shard_scan *sc)
+{
+	note_damage(it, sc->damaged, sc->damage_msg);
 }
 
 /* ---- one shard --------------------------------------------------------- */
@@ -175,7 +180,10 @@ static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
 		return r;
 	shard_id id = store_shard_id(it->s, it->meta->shard);
 	uint64_t size;
-	if ((r = shard_file_open(fd, &size, path, name, kind, &id, SHARD_READ)))
+	r = shard_file_open(fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	if (r == SHARD_BAD_HEADER) /* the records can still be read */
+		note_damage(it, 1, tdm_error_message());
+	else if (r)
 		return r;
 	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
 	if (size < committed) {
@@ -359,8 +367,7 @@ static int shard_next(tdm_iter *it, const tdm_event **ev)
 static int collect_shard(void *ctx, const shard_meta *m)
 {
 	tdm_iter *it = ctx;
-	/* Recon records lie below the main max, so max_ts bounds the shard. */
-	if (m->min_ts >= it->to || m->max_ts < it->from)
+	if (m->min_ts >= it->to || (m->max_ts < it->from && m->recon_max_ts < it->from))
 		return 0;
 	shard_meta *a = realloc(it->shards, (it->n_shards + 1) * sizeof *a);
 	if (!a)

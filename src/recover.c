@@ -103,7 +103,8 @@ static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind)
 	shard_id id = store_shard_id(s, m->shard);
 	int fd;
 	uint64_t size;
-	if ((r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_CREATE)))
+	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_REPAIR);
+	if (r && r != SHARD_BAD_HEADER) /* a bad header: verify reports it */
 		return r;
 
 	shard_scan sc;

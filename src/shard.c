@@ -92,8 +92,9 @@ int shard_file_open(int *fd, uint64_t *size, const char *path,
                     const char *name, shard_kind kind, const shard_id *id,
                     enum shard_open_mode mode)
 {
-	int create = mode == SHARD_CREATE;
-	int flags = mode == SHARD_READ ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
+	int create = mode == SHARD_CREATE || mode == SHARD_REPAIR;
+	int flags = mode == SHARD_READ || mode == SHARD_READ_ANY
+	                ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
 	int r = io_open(fd, path, flags, 0644);
 	if (r == -ENOENT)
 		return tdm_fail(TDM_ENOTFOUND, "%s: missing", name);
@@ -106,9 +107,12 @@ int shard_file_open(int *fd, uint64_t *size, const char *path,
 		io_close(*fd);
 		return tdm_fail_errno(TDM_EIO, -r, "%s: read header", name);
 	}
-	if (*size == 0 && create) {
+	const char *why = got < SHARD_HEADER ? "file shorter than its header"
+	                                     : shard_header_check(hdr, kind, id);
+	/* Shorter than a header, the file holds no record: (re)write it. */
+	if ((*size == 0 && create) || (why && *size < SHARD_HEADER && mode == SHARD_REPAIR)) {
 		shard_header_encode(hdr, kind, id);
-		if ((r = io_pwrite(*fd, hdr, sizeof hdr, 0)) < 0 ||
+		if ((r = io_truncate(*fd, 0)) < 0 || (r = io_pwrite(*fd, hdr, sizeof hdr, 0)) < 0 ||
 		    (r = io_fsync(*fd)) < 0) {
 			io_close(*fd);
 			return tdm_fail_errno(TDM_EIO, -r, "%s: write header", name);
@@ -116,13 +120,13 @@ int shard_file_open(int *fd, uint64_t *size, const char *path,
 		*size = SHARD_HEADER;
 		return 0;
 	}
-	const char *why = got < SHARD_HEADER ? "file shorter than its header"
-	                                     : shard_header_check(hdr, kind, id);
-	if (why) {
-		io_close(*fd);
-		return tdm_fail(TDM_ECORRUPT, "%s: offset 0: %s", name, why);
-	}
-	return 0;
+	if (!why)
+		return 0;
+	tdm_fail(TDM_ECORRUPT, "%s: offset 0: %s", name, why);
+	if (mode == SHARD_READ_ANY || mode == SHARD_REPAIR)
+		return SHARD_BAD_HEADER; /* the records may all be sound */
+	io_close(*fd);
+	return TDM_ECORRUPT;
 }
 
 void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,

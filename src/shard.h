@@ -35,11 +35,20 @@ void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id);
 const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
                                const shard_id *id);
 
-enum shard_open_mode { SHARD_READ, SHARD_WRITE, SHARD_CREATE };
+enum shard_open_mode {
+	SHARD_READ,     /* read only */
+	SHARD_WRITE,    /* read and write */
+	SHARD_CREATE,   /* read and write, made with a synced header if missing */
+	SHARD_READ_ANY, /* read only, even with a damaged header */
+	SHARD_REPAIR    /* as CREATE, even with a damaged header; a file shorter
+	                   than a header (no record) gets its header again */
+};
+#define SHARD_BAD_HEADER 1
 
-/* Opens a shard file to read, to write, or to write making it (with a
- * synced header) when missing. `name` is for messages. TDM_ENOTFOUND when
- * missing, TDM_ECORRUPT on a bad header, TDM_EIO. `*size` gets its size. */
+/* Opens a shard file as `mode` says. `name` is for messages. Returns 0;
+ * SHARD_BAD_HEADER (READ_ANY, REPAIR: the file is open and its records
+ * may be read; the message says what is wrong); TDM_ENOTFOUND when
+ * missing; TDM_ECORRUPT on a bad header; TDM_EIO. `*size` gets its size. */
 int shard_file_open(int *fd, uint64_t *size, const char *path,
                     const char *name, shard_kind kind, const shard_id *id,
                     enum shard_open_mode mode);

@@ -106,12 +106,14 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 	shard_id id = store_shard_id(v->s, have->shard);
 	uint64_t size, end = kind == SHARD_MAIN ? have->main_len : have->recon_len;
 	int fd;
-	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ);
-	if (r == TDM_ENOTFOUND || r == TDM_ECORRUPT) {
-		problem(v, name, r == TDM_ECORRUPT ? 0 : -1, "%s", tdm_error_message());
+	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	if (r == TDM_ENOTFOUND) {
+		problem(v, name, -1, "%s", tdm_error_message());
 		return 0;
 	}
-	if (r)
+	if (r == SHARD_BAD_HEADER)
+		problem(v, name, 0, "%s", tdm_error_message());
+	else if (r)
 		return r;
 	if (size < end) {
 		problem(v, name, (int64_t)size, "file has %" PRIu64 " bytes, %" PRIu64
@@ -146,9 +148,6 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 			                         collect_entry, v)))
 				break;
 		} else {
-			if (rec.ts >= have->max_ts - grace)
-				problem(v, name, (int64_t)off, "late record ts %" PRId64
-				        " is within grace of max %" PRId64, rec.ts, have->max_ts);
 			index_note_recon(m, off, rec.len, rec.ts);
 		}
 	}
@@ -173,9 +172,10 @@ static int check_shard(vctx *v, const shard_meta *have)
 		problem(v, name, -1, "index counts %" PRIu64 " main and %" PRIu64
 		        " late events, the files hold %" PRIu64 " and %" PRIu64,
 		        have->main_count, have->recon_count, m.main_count, m.recon_count);
-	if (m.max_ts != have->max_ts)
-		problem(v, name, -1, "index says max ts %" PRId64 ", the file %" PRId64,
-		        have->max_ts, m.max_ts);
+	if (m.max_ts != have->max_ts || m.recon_max_ts != have->recon_max_ts)
+		problem(v, name, -1, "index says max ts %" PRId64 " (late %" PRId64
+		        "), the files %" PRId64 " (late %" PRId64 ")",
+		        have->max_ts, have->recon_max_ts, m.max_ts, m.recon_max_ts);
 	entry_cmp c = {v, name, have, 0};
 	if ((r = index_entries_each(v->txn, have->shard, compare_entry, &c)))
 		return r;

@@ -402,10 +402,16 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
 	int r;
 	if (!late) {
 		/* On time: a stored copy has the same ts >= max_ts - grace, so it is
-		 * a main record in the window (I2), never a recon record. */
-		if ((r = load_window(w, txn, ws)))
+		 * a main record in the window (I2). It is never a recon record,
+		 * which lies below max_ts - grace, unless the main file lost
+		 * records to damage and its watermark fell: then look there too. */
+		if ((r = load_window(w, txn, ws)) ||
+		    (r = in_set(dup, w, ws, MAIN, &ws->window.set, rec, len, fp)) ||
+		    *dup || ts > ws->meta.recon_max_ts)
 			return r;
-		return in_set(dup, w, ws, MAIN, &ws->window.set, rec, len, fp);
+		if ((r = load_recon(w, ws)))
+			return r;
+		return in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp);
 	}
 	if ((r = load_recon(w, ws)) ||
 	    (r = in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp)))
