@@ -175,7 +175,7 @@ static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *siz
 
 /* 0 when the shard's state already agrees with its files, 1 when it was
  * brought up to date, or an error. */
-static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f)
+static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 {
 	int has_main = f->kinds & (1u << SHARD_MAIN);
 	int has_recon = f->kinds & (1u << SHARD_RECON);
@@ -204,8 +204,10 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f)
 			return r;
 		return 0;
 	}
-	if (!f->has_meta && main_size <= SHARD_HEADER && recon_size <= SHARD_HEADER) {
-		/* Files a failed batch created, with no record: remove them. */
+	if (!f->has_meta && (!rebuild || (main_size <= SHARD_HEADER &&
+	                                  recon_size <= SHARD_HEADER))) {
+		/* A trusted index that does not know the shard: its files were made
+		 * by a batch that never committed. Or files with no record. */
 		if ((r = cut_uncommitted(s, f->shard, SHARD_MAIN, main_size, 0)) ||
 		    (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size, 0)))
 			return r;
@@ -251,7 +253,7 @@ int recover_store(tdm_store *s, int rebuild)
 		goto out;
 	int changed = rebuild;
 	for (size_t i = 0; i < l.n; i++) {
-		if ((r = recover_shard(s, txn, &l.a[i])) < 0)
+		if ((r = recover_shard(s, txn, &l.a[i], rebuild)) < 0)
 			goto out;
 		changed |= r;
 		r = 0;

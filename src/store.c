@@ -106,10 +106,18 @@ static int header_read(tdm_options *o, const char *dir)
 	return 0;
 }
 
-static int dir_is_empty_cb(void *ctx, const char *name)
+/* 1 for anything but what a failed store_create leaves behind (an empty
+ * shards/ and the header's temporary file), so creating can be retried. */
+static int not_a_leftover(void *ctx, const char *name)
 {
-	(void)ctx;
-	(void)name;
+	const char *dir = ctx;
+	if (strcmp(name, STORE_FILE ".tmp") == 0)
+		return 0;
+	if (strcmp(name, SHARDS_DIR) == 0) {
+		char path[4200];
+		snprintf(path, sizeof path, "%s/%s", dir, SHARDS_DIR);
+		return io_list_dir(path, not_a_leftover, path) != 0;
+	}
 	return 1;
 }
 
@@ -138,7 +146,7 @@ int store_create(const char *dir, const tdm_options *opts)
 
 	if ((r = io_mkdir(dir)) < 0 && r != -EEXIST)
 		return tdm_fail_errno(TDM_EIO, -r, "mkdir %s", dir);
-	r = io_list_dir(dir, dir_is_empty_cb, NULL);
+	r = io_list_dir(dir, not_a_leftover, (void *)dir);
 	if (r == 1)
 		return tdm_fail(TDM_EEXIST, "%s: not empty and not a tidemark store", dir);
 	if (r < 0)
@@ -146,7 +154,7 @@ int store_create(const char *dir, const tdm_options *opts)
 
 	char path[4200], tmp[4200];
 	snprintf(path, sizeof path, "%s/%s", dir, SHARDS_DIR);
-	if ((r = io_mkdir(path)) < 0)
+	if ((r = io_mkdir(path)) < 0 && r != -EEXIST)
 		return tdm_fail_errno(TDM_EIO, -r, "mkdir %s", path);
 	/* The header goes in last, by rename: a store either has a whole
 	 * header or is not a store yet. */
