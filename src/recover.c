@@ -233,6 +233,15 @@ int recover_store(tdm_store *s, int rebuild)
 	kv_txn *txn = NULL;
 	if ((r = kv_reserve(s->kv)) || (r = kv_begin(&txn, s->kv, 1)))
 		goto out;
+	/* An index that was never built from these files (LMDB made a new,
+	 * empty one where data.mdb was lost) knows nothing: it must not be
+	 * taken to say the shards are uncommitted. */
+	kv_val built;
+	r = kv_get(&built, txn, KV_META, META_BUILT, strlen(META_BUILT));
+	if (r == TDM_ENOTFOUND)
+		rebuild = 1, r = 0;
+	else if (r)
+		goto out;
 	if (rebuild) {
 		for (int t = 0; t < KV_NTABLES && !r; t++)
 			r = kv_clear(txn, t);
@@ -265,7 +274,8 @@ int recover_store(tdm_store *s, int rebuild)
 		txn = NULL;
 		goto out;
 	}
-	if ((r = store_next_seq_put(txn, next_seq)))
+	if ((r = store_next_seq_put(txn, next_seq)) ||
+	    (r = kv_put(txn, KV_META, META_BUILT, strlen(META_BUILT), "1", 1)))
 		goto out;
 	r = kv_commit(txn);
 	txn = NULL;

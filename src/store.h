@@ -57,6 +57,7 @@ void writer_close(struct writer *w);
 
 /* KV_META keys. */
 #define META_NEXT_SEQ "next_seq"
+#define META_BUILT "built" /* present once the index was built from the files */
 int store_next_seq_get(uint64_t *out, kv_txn *txn);
 int store_next_seq_put(kv_txn *txn, uint64_t next);
 
