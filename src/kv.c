@@ -52,6 +52,11 @@ int kv_open(kv_env **out, const char *path, int create, int sync_commits)
 			return tdm_fail(TDM_ENOTFOUND, "index: %s is missing", path);
 		if ((r = io_mkdir(path)) < 0 && r != -EEXIST)
 			return tdm_fail_errno(TDM_EIO, -r, "index: mkdir %s", path);
+		/* The new directory's name must survive a power failure. */
+		char parent[4096];
+		snprintf(parent, sizeof parent, "%s/..", path);
+		if ((r = io_fsync_dir(parent)) < 0)
+			return tdm_fail_errno(TDM_EIO, -r, "index: sync %s", parent);
 	}
 	kv_env *e = calloc(1, sizeof *e);
 	if (!e)
