@@ -81,10 +81,21 @@ struct engine {
 	int (*bounds)(void *db, struct engine_bounds *out);
 	/* Reads every event in ts order. */
 	int (*scan)(void *db, struct read_counts *c);
-	/* Reads every event with from <= ts < to, in ts order. */
+	/* Reads every event with from <= ts < to, in ts order. NULL: the
+	 * engine has no index to read a window with (bench reports it as
+	 * skipped rather than timing a full scan per window). */
 	int (*window)(void *db, int64_t from, int64_t to, struct read_counts *c);
+	/* 1: scan returns events in arrival order, not ts order (the raw
+	 * file, a floor that does no ordering work); bench reports how many
+	 * came back out of order instead of failing. */
+	int scan_unordered;
 };
 
 extern const struct engine engine_tidemark;
+/* The peers, each compiled in when Meson finds its library (bench_peers). */
+extern const struct engine engine_sqlite;
+extern const struct engine engine_lmdb;
+extern const struct engine engine_rocksdb;
+extern const struct engine engine_raw;
 
 #endif /* BENCH_ENGINE_H */
