@@ -53,32 +53,6 @@ int dd_set_add(dd_set *s, uint64_t fp, uint64_t off)
 	return 0;
 }
 
-void dd_set_remove(dd_set *s, uint64_t fp, uint64_t off)
-{
-	if (!s->slots)
-		return;
-	size_t i = fp & s->mask;
-	while (s->slots[i].off && !(s->slots[i].fp == fp && s->slots[i].off == off))
-		i = (i + 1) & s->mask;
-	if (!s->slots[i].off)
-		return;
-	/* Backward-shift deletion: no tombstones, probes stay exact. */
-	size_t j = i;
-	for (;;) {
-		j = (j + 1) & s->mask;
-		if (!s->slots[j].off)
-			break;
-		size_t home = s->slots[j].fp & s->mask;
-		/* Move j into the hole at i unless its home lies in (i, j]. */
-		if (((j - home) & s->mask) >= ((j - i) & s->mask)) {
-			s->slots[i] = s->slots[j];
-			i = j;
-		}
-	}
-	s->slots[i].off = 0;
-	s->count--;
-}
-
 uint64_t dd_set_next(const dd_set *s, uint64_t fp, size_t *cursor)
 {
 	if (!s->slots)
@@ -93,47 +67,75 @@ uint64_t dd_set_next(const dd_set *s, uint64_t fp, size_t *cursor)
 	return 0;
 }
 
-void dd_window_init(dd_window *w)
+void dd_window_init(dd_window *w, int64_t grace)
 {
 	memset(w, 0, sizeof *w);
-	dd_set_init(&w->set);
+	w->width = grace / DD_WINDOW_BUCKETS > 0 ? grace / DD_WINDOW_BUCKETS : 1;
 }
 
 void dd_window_free(dd_window *w)
 {
-	dd_set_free(&w->set);
-	free(w->fifo);
-	memset(w, 0, sizeof *w);
+	for (size_t i = 0; i < w->n; i++)
+		dd_set_free(&w->b[i].set);
+	free(w->b);
+	w->b = NULL;
+	w->n = w->cap = 0;
+}
+
+/* The index of the first bucket with id >= `id`. */
+static size_t bucket_at(const dd_window *w, int64_t id)
+{
+	size_t lo = 0, hi = w->n;
+	/* Most events land in the newest bucket: look there first. */
+	if (w->n && w->b[w->n - 1].id <= id)
+		return w->b[w->n - 1].id == id ? w->n - 1 : w->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w->b[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 int dd_window_add(dd_window *w, uint64_t fp, uint64_t off, int64_t ts)
 {
-	if (w->len == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 1024;
-		struct dd_fifo_item *f = malloc(cap * sizeof *f);
-		if (!f)
-			return tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
-		for (size_t i = 0; i < w->len; i++)
-			f[i] = w->fifo[(w->head + i) % w->cap];
-		free(w->fifo);
-		w->fifo = f;
-		w->cap = cap;
-		w->head = 0;
+	int64_t id = ts / w->width;
+	size_t i = bucket_at(w, id);
+	if (i == w->n || w->b[i].id != id) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 32;
+			dd_bucket *b = realloc(w->b, cap * sizeof *b);
+			if (!b)
+				return tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
+			w->b = b;
+			w->cap = cap;
+		}
+		memmove(&w->b[i + 1], &w->b[i], (w->n - i) * sizeof *w->b);
+		w->b[i].id = id;
+		dd_set_init(&w->b[i].set);
+		w->n++;
 	}
-	int r = dd_set_add(&w->set, fp, off);
-	if (r)
-		return r;
-	w->fifo[(w->head + w->len) % w->cap] = (struct dd_fifo_item){fp, off, ts};
-	w->len++;
-	return 0;
+	return dd_set_add(&w->b[i].set, fp, off);
+}
+
+uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cursor)
+{
+	int64_t id = ts / w->width;
+	size_t i = bucket_at(w, id);
+	return i < w->n && w->b[i].id == id ? dd_set_next(&w->b[i].set, fp, cursor) : 0;
 }
 
 void dd_window_evict(dd_window *w, int64_t cutoff)
 {
-	while (w->len && w->fifo[w->head].ts < cutoff) {
-		dd_set_remove(&w->set, w->fifo[w->head].fp, w->fifo[w->head].off);
-		w->head = (w->head + 1) % w->cap;
-		w->len--;
+	/* Bucket id covers [id * width, (id + 1) * width). */
+	size_t k = 0;
+	while (k < w->n && w->b[k].id < cutoff / w->width - (cutoff % w->width < 0))
+		dd_set_free(&w->b[k++].set);
+	if (k) {
+		memmove(w->b, w->b + k, (w->n - k) * sizeof *w->b);
+		w->n -= k;
 	}
 }
 

@@ -1,8 +1,8 @@
 /* dedupe.h - the in-memory structures that make idempotent append cheap.
  *
  * dd_set:    fingerprint -> file offset multimap (open addressing).
- * dd_window: a dd_set of the main-file records inside a shard's grace
- *            window, evicted in arrival order as the watermark rises.
+ * dd_window: the main-file records inside a shard's grace window, in
+ *            time buckets dropped whole as the watermark rises.
  * dd_filter: a scalable blocked Bloom filter of the fingerprints of every
  *            main-file record of a shard: "surely not there" for late
  *            events without a file read (false positives about 0.5%).
@@ -26,25 +26,35 @@ typedef struct dd_set {
 void dd_set_init(dd_set *s);
 void dd_set_free(dd_set *s);
 int dd_set_add(dd_set *s, uint64_t fp, uint64_t off);
-void dd_set_remove(dd_set *s, uint64_t fp, uint64_t off);
 /* Candidates for `fp`: start with *cursor = 0; returns the next offset
  * stored under fp, or 0 when there are no more. */
 uint64_t dd_set_next(const dd_set *s, uint64_t fp, size_t *cursor);
 
-typedef struct dd_window {
+/* The window: main records by time bucket, each bucket a dd_set. A stored
+ * copy of an on-time event has its ts, so one bucket is probed; eviction
+ * frees whole buckets once they fall below the cutoff, with no per-entry
+ * delete. Buckets are kept sorted by number (there are about 16 live). */
+#define DD_WINDOW_BUCKETS 16
+
+typedef struct dd_bucket {
+	int64_t id; /* ts / width */
 	dd_set set;
-	struct dd_fifo_item {
-		uint64_t fp, off;
-		int64_t ts;
-	} *fifo;
-	size_t head, len, cap;
+} dd_bucket;
+
+typedef struct dd_window {
+	dd_bucket *b;
+	size_t n, cap;
+	int64_t width; /* ns per bucket */
 } dd_window;
 
-void dd_window_init(dd_window *w);
+/* `grace` sets the bucket width (grace / DD_WINDOW_BUCKETS, at least 1). */
+void dd_window_init(dd_window *w, int64_t grace);
 void dd_window_free(dd_window *w);
 int dd_window_add(dd_window *w, uint64_t fp, uint64_t off, int64_t ts);
-/* Drops entries, oldest arrival first, while their ts < cutoff. Entries
- * that arrived later but are older stay a little longer: harmless. */
+/* Candidates for an event with `fp` and `ts`, as dd_set_next. */
+uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cursor);
+/* Frees the buckets whose every ts is < cutoff. Entries of the bucket that
+ * holds the cutoff stay a little longer: harmless. */
 void dd_window_evict(dd_window *w, int64_t cutoff);
 
 /* A chain of Bloom filters, each twice the capacity of the one before:

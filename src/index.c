@@ -1,5 +1,6 @@
 /* index.c - per-shard state rows and the sparse time index in KV. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -332,6 +333,38 @@ int index_walk_next(index_walk *w, uint64_t *start, uint64_t *stop,
 		*stop = next_off; /* blocks tile the file: the run grows */
 	}
 	return have ? 0 : 1;
+}
+
+int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
+                      const shard_meta *m, uint64_t end, int64_t from,
+                      int64_t to, int64_t grace)
+{
+	index_walk w;
+	*out = NULL;
+	*n = 0;
+	int r = index_walk_open(&w, txn, m, end, from, to, grace);
+	size_t cap = 0;
+	while (!r && !w.done && w.off < w.end && !past_range(w.key, grace, to)) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			index_entry *a = realloc(*out, cap * sizeof *a);
+			if (!a) {
+				r = tdm_fail(TDM_ENOMEM, "out of memory");
+				break;
+			}
+			*out = a;
+		}
+		(*out)[(*n)++] = (index_entry){w.key, w.off, w.min};
+		uint64_t next_off;
+		r = walk_advance(&w, &next_off);
+	}
+	index_walk_close(&w);
+	if (r) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return r;
 }
 
 int index_entries_each(kv_txn *txn, int64_t shard,

@@ -89,6 +89,15 @@ void index_walk_close(index_walk *w);
 int index_walk_next(index_walk *w, uint64_t *start, uint64_t *stop,
                     int64_t *key);
 
+/* Every block a walk of [from, to) visits, skipped ones included, in file
+ * order, each with the min ts of its records (the open block's from the
+ * shard's state): `*out` is the caller's to free, `*n` its length. A reader
+ * uses the mins to know that no unread record is older than the smallest
+ * min still ahead. */
+int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
+                      const shard_meta *m, uint64_t end, int64_t from,
+                      int64_t to, int64_t grace);
+
 /* Calls fn for each entry of a shard in order. */
 int index_entries_each(kv_txn *txn, int64_t shard,
                        int (*fn)(void *ctx, const index_entry *e), void *ctx);

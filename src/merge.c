@@ -88,6 +88,56 @@ void mg_heap_free(mg_heap *h)
 	memset(h, 0, sizeof *h);
 }
 
+int mg_main_push(mg_main *m, mg_item it)
+{
+	if (m->n && less(&it, &m->q[(m->head + m->n - 1) % m->cap]))
+		return mg_heap_push(&m->stragglers, it);
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 256;
+		mg_item *q = malloc(cap * sizeof *q);
+		if (!q) {
+			mg_item_free(&it);
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < m->n; i++)
+			q[i] = m->q[(m->head + i) % m->cap];
+		free(m->q);
+		m->q = q;
+		m->cap = cap;
+		m->head = 0;
+	}
+	m->q[(m->head + m->n++) % m->cap] = it;
+	return 0;
+}
+
+const mg_item *mg_main_top(const mg_main *m)
+{
+	const mg_item *h = mg_heap_top(&m->stragglers);
+	const mg_item *q = m->n ? &m->q[m->head] : NULL;
+	if (!q || (h && less(h, q)))
+		return h;
+	return q;
+}
+
+mg_item mg_main_pop(mg_main *m)
+{
+	if (!m->n || mg_main_top(m) != &m->q[m->head])
+		return mg_heap_pop(&m->stragglers);
+	mg_item it = m->q[m->head];
+	m->head = (m->head + 1) % m->cap;
+	m->n--;
+	return it;
+}
+
+void mg_main_free(mg_main *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		mg_item_free(&m->q[(m->head + i) % m->cap]);
+	free(m->q);
+	mg_heap_free(&m->stragglers);
+	memset(m, 0, sizeof *m);
+}
+
 static int item_cmp(const void *a, const void *b)
 {
 	return rec_order(&((const mg_item *)a)->v, &((const mg_item *)b)->v);

@@ -1,9 +1,10 @@
 /* merge.h - ordering records for reads. Pure: no I/O.
  *
  * The main file of a shard is nearly sorted: every record not read yet has
- * ts >= (running max so far) - grace. A min-heap holds what was read and
- * gives out a record once it is below that bound; the shard's recon
- * records, sorted in memory, are merged in. */
+ * ts >= (running max so far) - grace. What was read waits in a FIFO (the
+ * records that arrived in order) and a min-heap (the stragglers) until it
+ * is below that bound; the shard's recon records, sorted in memory, are
+ * merged in. */
 #ifndef TDM_MERGE_H
 #define TDM_MERGE_H
 
@@ -34,6 +35,22 @@ const mg_item *mg_heap_top(const mg_heap *h);
 /* Removes the smallest record and hands it over. */
 mg_item mg_heap_pop(mg_heap *h);
 void mg_heap_free(mg_heap *h);
+
+/* Main records as read, ordered for handing out: those that come in read
+ * order (most of them) queue up in a FIFO, the stragglers go to a heap. */
+typedef struct mg_main {
+	mg_item *q; /* ring: q[head .. head + n) */
+	size_t head, n, cap;
+	mg_heap stragglers;
+} mg_main;
+
+/* Takes ownership of `it` (freed on failure). */
+int mg_main_push(mg_main *m, mg_item it);
+/* The smallest record held, or NULL. Borrowed. */
+const mg_item *mg_main_top(const mg_main *m);
+/* Removes the smallest record and hands it over. */
+mg_item mg_main_pop(mg_main *m);
+void mg_main_free(mg_main *m);
 
 /* Sorts records in read order. */
 void mg_sort(mg_item *items, size_t n);

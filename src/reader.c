@@ -4,12 +4,15 @@
  * records in range and sort them; walk the sparse index from the last
  * block whose running max is below `from`, skipping blocks whose records
  * all fall outside the range, until the running max minus grace reaches
- * `to`; feed main records in range through the grace-bounded heap and
- * merge the two (merge.c). The iterator holds one LMDB read transaction:
- * it sees the committed lengths of one moment and never a partial batch.
+ * `to`; hold main records in range (merge.c: a FIFO for those that come in
+ * order, a heap for stragglers) until no unread record can be older, and
+ * merge them with the recon records. The iterator holds one LMDB read
+ * transaction: it sees the committed lengths of one moment and never a
+ * partial batch.
  *
- * Memory: the heap holds main records of at most one grace window; the
- * recon records of the current shard are held whole. */
+ * Memory: main records of at most one grace window are held (one index
+ * block's worth when the data came in order: the block mins ahead bound
+ * what is unread); the recon records of the current shard are held whole. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +48,11 @@ struct tdm_iter {
 	index_walk walk;
 	int in_run, main_done;
 	int64_t runmax;
-	mg_heap heap;
+	/* The blocks of the walk; `min` holds the smallest block min from that
+	 * block to the last, so unread records are no older than blocks[at]. */
+	index_entry *blocks;
+	size_t n_blocks, at;
+	mg_main held;
 	mg_item *recon;
 	size_t n_recon, recon_pos;
 
@@ -158,10 +165,13 @@ static void shard_close(tdm_iter *it)
 	collect_damage(it, &it->scan);
 	scan_free(&it->scan);
 	index_walk_close(&it->walk);
+	free(it->blocks);
+	it->blocks = NULL;
+	it->n_blocks = it->at = 0;
 	if (it->main_fd >= 0)
 		io_close(it->main_fd);
 	it->main_fd = -1;
-	mg_heap_free(&it->heap);
+	mg_main_free(&it->held);
 	for (size_t i = it->recon_pos; i < it->n_recon; i++)
 		mg_item_free(&it->recon[i]);
 	free(it->recon);
@@ -255,8 +265,29 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 		return r;
 	store_scan_init(&it->scan, it->s, m->shard, it->main_fd, it->main_name,
 	                SHARD_HEADER, m->main_len, it->s->opts.index_interval);
+	int64_t grace = it->s->opts.grace_ns;
+	if ((r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn, m, m->main_len,
+	                           it->from, it->to, grace)))
+		return r;
+	for (size_t i = it->n_blocks; i-- > 1;)
+		if (it->blocks[i].min < it->blocks[i - 1].min)
+			it->blocks[i - 1].min = it->blocks[i].min;
+	it->at = 0;
 	return index_walk_open(&it->walk, it->txn, m, m->main_len, it->from, it->to,
-	                       it->s->opts.grace_ns);
+	                       grace);
+}
+
+/* Every main record not read yet has ts >= this (invariant I1, and the
+ * block mins ahead): what is below it can be handed out. */
+static int64_t unread_bound(tdm_iter *it)
+{
+	int64_t bound = it->runmax - it->s->opts.grace_ns;
+	uint64_t pos = it->scan.pos;
+	while (it->at + 1 < it->n_blocks && it->blocks[it->at + 1].off <= pos)
+		it->at++;
+	if (it->at < it->n_blocks && it->blocks[it->at].min > bound)
+		bound = it->blocks[it->at].min;
+	return bound;
 }
 
 /* Reads the next main record of the range into `*rec`: 0, 1 when the main
@@ -331,14 +362,13 @@ static int shard_next(tdm_iter *it, const tdm_event **ev)
 {
 	if (it->flags & TDM_READ_STORAGE_ORDER)
 		return next_storage_order(it, ev);
-	int64_t grace = it->s->opts.grace_ns;
 	for (;;) {
 		const mg_item *recon =
 			it->recon_pos < it->n_recon ? &it->recon[it->recon_pos] : NULL;
-		switch (mg_choose(mg_heap_top(&it->heap), recon, it->runmax - grace,
+		switch (mg_choose(mg_main_top(&it->held), recon, unread_bound(it),
 		                  it->main_done)) {
 		case MG_MAIN:
-			hand_out(it, mg_heap_pop(&it->heap), ev);
+			hand_out(it, mg_main_pop(&it->held), ev);
 			return 0;
 		case MG_RECON:
 			hand_out(it, it->recon[it->recon_pos++], ev);
@@ -357,7 +387,7 @@ static int shard_next(tdm_iter *it, const tdm_event **ev)
 			continue;
 		}
 		mg_item item;
-		if ((r = mg_item_copy(&item, &rec)) || (r = mg_heap_push(&it->heap, item)))
+		if ((r = mg_item_copy(&item, &rec)) || (r = mg_main_push(&it->held, item)))
 			return r;
 	}
 }

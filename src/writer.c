@@ -14,7 +14,8 @@
  *
  * Invariants kept here (numbered as in docs/DESIGN.md):
  *  I1  a main record has ts >= (max ts of the main records before it) - grace;
- *  I2  a shard's window holds every main record with ts >= max_ts - grace;
+ *  I2  a shard's window, once loaded, holds every main record with
+ *      ts >= max_ts - grace;
  *  I3  a shard's recon set, once loaded, holds every recon record;
  *  I4  a shard's filter, once loaded, holds every main record. */
 #include <errno.h>
@@ -144,7 +145,7 @@ static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	ws->shard = shard;
 	ws->file[MAIN].fd = ws->file[RECON].fd = -1;
-	dd_window_init(&ws->window);
+	dd_window_init(&ws->window, w->s->opts.grace_ns);
 	dd_set_init(&ws->recon);
 	dd_filter_init(&ws->filter);
 	int r = index_meta_get(&ws->meta, txn, shard);
@@ -336,13 +337,30 @@ static int load_filter(struct writer *w, wshard *ws)
 
 /* ---- duplicate checks ------------------------------------------------- */
 
-static int in_set(int *dup, struct writer *w, wshard *ws, int k, const dd_set *set,
-                  const uint8_t *rec, uint32_t len, uint64_t fp)
+/* Compares `rec` with each stored record at the candidate offsets that
+ * `next` (a dd_set or a dd_window lookup) gives. */
+typedef uint64_t (*candidate_fn)(const void *set, uint64_t fp, int64_t ts,
+                                 size_t *cursor);
+
+static uint64_t set_next(const void *set, uint64_t fp, int64_t ts, size_t *cursor)
+{
+	(void)ts;
+	return dd_set_next(set, fp, cursor);
+}
+
+static uint64_t window_next(const void *w, uint64_t fp, int64_t ts, size_t *cursor)
+{
+	return dd_window_next(w, fp, ts, cursor);
+}
+
+static int stored_in(int *dup, struct writer *w, wshard *ws, int k,
+                     candidate_fn next, const void *set, const uint8_t *rec,
+                     uint32_t len, uint64_t fp, int64_t ts)
 {
 	size_t cursor = 0;
 	uint64_t off;
 	*dup = 0;
-	while (!*dup && (off = dd_set_next(set, fp, &cursor)) != 0) {
+	while (!*dup && (off = next(set, fp, ts, &cursor)) != 0) {
 		const uint8_t *stored;
 		int r = stored_at(&stored, w, ws, k, off, len);
 		if (r)
@@ -400,21 +418,26 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
                         uint64_t fp)
 {
 	int r;
+	*dup = 0;
 	if (!late) {
 		/* On time: a stored copy has the same ts >= max_ts - grace, so it is
-		 * a main record in the window (I2). It is never a recon record,
-		 * which lies below max_ts - grace, unless the main file lost
-		 * records to damage and its watermark fell: then look there too. */
-		if ((r = load_window(w, txn, ws)) ||
-		    (r = in_set(dup, w, ws, MAIN, &ws->window.set, rec, len, fp)) ||
-		    *dup || ts > ws->meta.recon_max_ts)
+		 * a main record in the window (I2); above max_ts there is none. It
+		 * is never a recon record, which lies below max_ts - grace, unless
+		 * the main file lost records to damage and its watermark fell:
+		 * then look there too. */
+		if (ts <= ws->meta.max_ts &&
+		    ((r = load_window(w, txn, ws)) ||
+		     (r = stored_in(dup, w, ws, MAIN, window_next, &ws->window, rec, len,
+		                    fp, ts))))
 			return r;
+		if (*dup || ts > ws->meta.recon_max_ts)
+			return 0;
 		if ((r = load_recon(w, ws)))
 			return r;
-		return in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp);
+		return stored_in(dup, w, ws, RECON, set_next, &ws->recon, rec, len, fp, ts);
 	}
 	if ((r = load_recon(w, ws)) ||
-	    (r = in_set(dup, w, ws, RECON, &ws->recon, rec, len, fp)))
+	    (r = stored_in(dup, w, ws, RECON, set_next, &ws->recon, rec, len, fp, ts)))
 		return r;
 	if (*dup)
 		return 0;
@@ -501,12 +524,17 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		*outcome = TDM_STORED_LATE;
 	} else {
 		if ((r = index_note_main(&ws->meta, off, (uint32_t)len, ev->ts,
-		                         o->index_interval, index_put_txn, txn)) ||
-		    (r = dd_window_add(&ws->window, fp, off, ev->ts)))
+		                         o->index_interval, index_put_txn, txn)))
 			return r;
+		/* Until an event at or below the watermark needs it, the window is
+		 * not kept: in-order ingest never pays for it. */
+		if (ws->window_loaded) {
+			if ((r = dd_window_add(&ws->window, fp, off, ev->ts)))
+				return r;
+			dd_window_evict(&ws->window, ws->meta.max_ts - o->grace_ns);
+		}
 		if (ws->filter_loaded && (r = dd_filter_add(&ws->filter, fp)))
 			return r;
-		dd_window_evict(&ws->window, ws->meta.max_ts - o->grace_ns);
 		*outcome = TDM_STORED;
 	}
 	if (f->pending_len >= FLUSH_BYTES)

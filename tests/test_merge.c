@@ -197,6 +197,70 @@ START_TEST(test_heap_interleaved)
 }
 END_TEST
 
+/* The FIFO + stragglers holder: mixed pushes and pops, with mostly rising
+ * ts as a nearly sorted main file gives; each pop is the smallest held. */
+START_TEST(test_main_fifo_and_stragglers)
+{
+	tst_rng r;
+	tst_rng_seed(&r, 9);
+	enum { N = 3000 };
+	sample *ss = tst_malloc(N * sizeof *ss);
+	char *in = tst_malloc(N);
+	memset(in, 0, N);
+	mg_main m = {0};
+	size_t pushed = 0, popped = 0, stragglers = 0;
+	while (popped < N) {
+		if (pushed < N && (m.n + m.stragglers.n == 0 || tst_rng_chance(&r, 60))) {
+			sample *sm = &ss[pushed];
+			make_sample(&r, sm, 8);
+			/* Mostly in order: ts rises with the push count. */
+			if (!tst_rng_chance(&r, 15))
+				sm->ev.ts += (int64_t)pushed * 4;
+			free(sm->rec);
+			sm->rec = tst_malloc(rec_size(&sm->ev));
+			rec_encode(sm->rec, &sm->ev, 1);
+			size_t before = m.stragglers.n;
+			if (mg_main_push(&m, item_of(sm)) != 0)
+				ck_abort_msg("push failed");
+			stragglers += m.stragglers.n > before;
+			in[pushed++] = 1;
+			continue;
+		}
+		const mg_item *top = mg_main_top(&m);
+		ck_assert_ptr_nonnull(top);
+		const uint8_t *want = top->bytes; /* the slot is reused by the pop */
+		mg_item it = mg_main_pop(&m);
+		ck_assert_ptr_eq(it.bytes, want);
+		popped++;
+		tdm_event ev;
+		tdm_label labels[TDM_MAX_LABELS];
+		event_of(&ev, labels, &it);
+		size_t match = N;
+		for (size_t i = 0; i < pushed; i++) {
+			if (!in[i])
+				continue;
+			int c = tst_event_cmp(&ss[i].ev, &ev);
+			if (c < 0)
+				ck_abort_msg("pop %zu: a smaller record was held", popped);
+			if (c == 0 && match == N)
+				match = i;
+		}
+		if (match == N)
+			ck_abort_msg("pop %zu: record not pushed", popped);
+		in[match] = 0;
+		mg_item_free(&it);
+	}
+	ck_assert_ptr_null(mg_main_top(&m));
+	ck_assert_uint_gt(stragglers, 100); /* both paths were taken */
+	ck_assert_uint_lt(stragglers, N / 2);
+	mg_main_free(&m);
+	for (size_t i = 0; i < N; i++)
+		free(ss[i].rec);
+	free(ss);
+	free(in);
+}
+END_TEST
+
 START_TEST(test_heap_free_frees_items)
 {
 	/* Freeing a non-empty heap releases its records (ASan/valgrind see a
@@ -320,6 +384,7 @@ static Suite *merge_suite(void)
 	tcase_add_test(tc, test_item_copy_owns_bytes);
 	tcase_add_test(tc, test_heap_pops_in_order);
 	tcase_add_test(tc, test_heap_interleaved);
+	tcase_add_test(tc, test_main_fifo_and_stragglers);
 	tcase_add_test(tc, test_heap_free_frees_items);
 	tcase_add_test(tc, test_sort);
 	suite_add_tcase(s, tc);
