@@ -25,7 +25,7 @@ static const char usage[] =
 
 typedef struct batch {
 	tdm_event events[BATCH_EVENTS];
-	event_in_mem mem[BATCH_EVENTS];
+	event_in_mem mem[BATCH_EVENTS]; /* reused from batch to batch */
 	size_t n, payload_bytes;
 	tdm_append_result total;
 } batch;
@@ -75,7 +75,7 @@ static int flush(batch *b, tdm_store *s)
 	tdm_append_result r = {0};
 	int rc = b->n ? tdm_append(&r, NULL, s, b->events, b->n) : 0;
 	for (size_t i = 0; i < b->n; i++)
-		event_in_free(&b->mem[i]);
+		event_in_recycle(&b->mem[i]);
 	b->n = 0;
 	b->payload_bytes = 0;
 	if (rc) {
@@ -181,6 +181,8 @@ int cmd_append(int argc, char **argv)
 	if (rc)
 		return rc;
 	rc = run_append(&b, dir, durability);
+	for (size_t i = 0; i < BATCH_EVENTS; i++)
+		event_in_free(&b.mem[i]);
 	fprintf(stderr, "{\"appended\":%" PRIu64 ",\"duplicates\":%" PRIu64
 	        ",\"late\":%" PRIu64 "}\n", b.total.appended,
 	        b.total.duplicates, b.total.late);

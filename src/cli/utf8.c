@@ -21,10 +21,9 @@ static size_t ascii_prefix(const uint8_t *s, size_t len)
 	return i;
 }
 
-/* Length of the well-formed multi-byte sequence at s (lead >= 0x80), or 0.
- * The ranges of the second byte exclude overlongs (E0, F0), surrogates
+/* The ranges of the second byte exclude overlongs (E0, F0), surrogates
  * (ED) and code points past U+10FFFF (F4), as in RFC 3629's table. */
-static size_t sequence_len(const uint8_t *s, size_t avail)
+size_t utf8_sequence_len(const uint8_t *s, size_t avail)
 {
 	uint8_t c = s[0], lo = 0x80, hi = 0xBF;
 	size_t n;
@@ -60,7 +59,7 @@ int utf8_valid(const uint8_t *s, size_t len)
 		i += ascii_prefix(s + i, len - i);
 		if (i == len)
 			break;
-		n = sequence_len(s + i, len - i);
+		n = utf8_sequence_len(s + i, len - i);
 		if (n == 0)
 			return 0;
 		i += n;
