@@ -380,7 +380,7 @@ int index_entries_each(kv_txn *txn, int64_t shard,
 	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); r == 0;
 	     r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
 		index_entry e;
-		int64_t s;
+		int64_t s = 0;
 		if ((r = decode_entry(&e, &s, &k, &v)) || s != shard)
 			break;
 		if ((r = fn(ctx, &e)))

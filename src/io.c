@@ -145,7 +145,7 @@ int io_mkdir(const char *path)
 
 int io_fsync_dir(const char *path)
 {
-	int fd, r = io_open(&fd, path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = -1, r = io_open(&fd, path, O_RDONLY | O_DIRECTORY, 0);
 	if (r < 0)
 		return r;
 	r = io_fsync(fd);

@@ -207,8 +207,8 @@ static size_t make_payload(char *p, size_t cap, const char **level,
 		"/static/app.js", "/healthz", "/api/v1/payments/%u/capture",
 		"/login", "/api/v1/search?q=caf%%C3%%A9"};
 	static const char *const agents[] = {
-		"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 "
-		"Firefox/120.0",
+		("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 "
+		 "Firefox/120.0"),
 		"curl/8.4.0", "kube-probe/1.28", "okhttp/4.12.0"};
 	static const char *const users[] = {"alice", "bob", "José", "Zoë",
 	                                    "søren", "李雷", "u-1932"};
