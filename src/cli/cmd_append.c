@@ -1,5 +1,6 @@
 /*
- * cmd_append.c - `tidemark append DIR [--durability none|interval|batch]`:
+ * cmd_append.c - `tidemark append DIR [--durability none|interval|batch]
+ * [--sync-interval-ms N] [--sync-interval-events N]`:
  * reads NDJSON events from stdin and appends them in batches.
  *
  * A bad line stops the run, but only after the batch of the lines before
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tidemark.h>
 #include <unistd.h>
@@ -17,7 +19,8 @@
 #include "linereader.h"
 
 static const char usage[] =
-	"tidemark append DIR [--durability none|interval|batch] < events.ndjson";
+	"tidemark append DIR [--durability none|interval|batch] "
+	"[--sync-interval-ms N] [--sync-interval-events N] < events.ndjson";
 
 #define BATCH_EVENTS 1000
 #define BATCH_BYTES (8u << 20)    /* payload bytes that close a batch */
@@ -46,18 +49,37 @@ static int parse_durability(int *out, const char *v)
 	                       "interval or batch", v);
 }
 
-static int parse_args(const char **dir, int *durability, int argc,
+/* A count for an interval option: 1 .. UINT32_MAX. */
+static int parse_count(uint32_t *out, const char *name, const char *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end || errno || n == 0 || n > UINT32_MAX)
+		return cli_usage_error(usage, "bad %s '%s': expected 1..4294967295",
+		                       name, v);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int parse_args(const char **dir, tdm_open_options *oo, int argc,
                       char **argv)
 {
 	cli_argv a = {argc, argv, 1, 0};
 	*dir = NULL;
 	while (a.i < argc) {
 		const char *v;
-		int r = cli_option(&a, "--durability", &v), rc;
+		int r, rc = 0;
+		if ((r = cli_option(&a, "--durability", &v)) > 0)
+			rc = parse_durability(&oo->durability, v);
+		else if (!r && (r = cli_option(&a, "--sync-interval-ms", &v)) > 0)
+			rc = parse_count(&oo->sync_interval_ms, "--sync-interval-ms", v);
+		else if (!r && (r = cli_option(&a, "--sync-interval-events", &v)) > 0)
+			rc = parse_count(&oo->sync_interval_events, "--sync-interval-events", v);
 		if (r < 0)
 			return cli_bad_argument(&a, usage, 1);
 		if (r > 0) {
-			if ((rc = parse_durability(durability, v)))
+			if (rc)
 				return rc;
 			continue;
 		}
@@ -157,13 +179,11 @@ static int append_stdin(batch *b, tdm_store *s)
 	return rc ? rc : flush(b, s);
 }
 
-static int run_append(batch *b, const char *dir, int durability)
+static int run_append(batch *b, const char *dir, const tdm_open_options *oo)
 {
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
 	tdm_store *s;
 	int rc, close_rc;
-	oo.durability = durability;
-	if ((rc = tdm_store_open(&s, dir, &oo)))
+	if ((rc = tdm_store_open(&s, dir, oo)))
 		return cli_lib_error(rc);
 	rc = append_stdin(b, s);
 	close_rc = tdm_store_close(s);
@@ -176,11 +196,11 @@ int cmd_append(int argc, char **argv)
 {
 	static batch b; /* large: keep it off the stack */
 	const char *dir;
-	int durability = TDM_DURABILITY_INTERVAL;
-	int rc = parse_args(&dir, &durability, argc, argv);
+	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
+	int rc = parse_args(&dir, &oo, argc, argv);
 	if (rc)
 		return rc;
-	rc = run_append(&b, dir, durability);
+	rc = run_append(&b, dir, &oo);
 	for (size_t i = 0; i < BATCH_EVENTS; i++)
 		event_in_free(&b.mem[i]);
 	fprintf(stderr, "{\"appended\":%" PRIu64 ",\"duplicates\":%" PRIu64

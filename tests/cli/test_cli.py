@@ -316,6 +316,13 @@ class RoundTripTest(StoreTest):
             self.assert_counts(summary, 1, 0, 0)
         self.assertEqual(len(self.read()[0]), 3)
 
+    def test_sync_intervals(self):
+        summary, _ = self.append([ev(T0, 1), ev(T0 + 1, 2)],
+                                 "--sync-interval-ms", "5",
+                                 "--sync-interval-events=1")
+        self.assert_counts(summary, 2, 0, 0)
+        self.assertEqual(len(self.read()[0]), 2)
+
 
 class SummaryTest(StoreTest):
     def test_on_time_late_and_duplicates(self):
@@ -679,6 +686,9 @@ class UsageTest(StoreTest):
                      ("stat", s, "extra"), ("verify", s, "--fast"),
                      ("append", s, "--durability", "always"),
                      ("append", s, "--durability"),
+                     ("append", s, "--sync-interval-ms", "0"),
+                     ("append", s, "--sync-interval-events", "-3"),
+                     ("append", s, "--sync-interval-ms", "5000000000"),
                      ("read", s, "--to", "tomorrow")):
             rc, out, err = run(*args)
             self.assertEqual(rc, 2, args)
