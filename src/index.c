@@ -3,39 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "index.h"
 #include "shard.h"
 
 #define META_FIELDS 12
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 void index_meta_init(shard_meta *m, int64_t shard)
 {
@@ -58,24 +31,24 @@ static void meta_encode(uint8_t *out, const shard_meta *m)
 		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries,
 		(uint64_t)m->recon_max_ts};
 	for (int i = 0; i < META_FIELDS; i++)
-		put_le64(out + 8 * i, f[i]);
+		put_le(out + 8 * i, f[i], 8);
 }
 
 static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p)
 {
 	m->shard = shard;
-	m->main_len = get_le64(p);
-	m->recon_len = get_le64(p + 8);
-	m->main_count = get_le64(p + 16);
-	m->recon_count = get_le64(p + 24);
-	m->max_ts = (int64_t)get_le64(p + 32);
-	m->min_ts = (int64_t)get_le64(p + 40);
-	m->max_seq = get_le64(p + 48);
-	m->block_off = get_le64(p + 56);
-	m->block_key = (int64_t)get_le64(p + 64);
-	m->block_min = (int64_t)get_le64(p + 72);
-	m->index_entries = get_le64(p + 80);
-	m->recon_max_ts = (int64_t)get_le64(p + 88);
+	m->main_len = get_le(p, 8);
+	m->recon_len = get_le(p + 8, 8);
+	m->main_count = get_le(p + 16, 8);
+	m->recon_count = get_le(p + 24, 8);
+	m->max_ts = (int64_t)get_le(p + 32, 8);
+	m->min_ts = (int64_t)get_le(p + 40, 8);
+	m->max_seq = get_le(p + 48, 8);
+	m->block_off = get_le(p + 56, 8);
+	m->block_key = (int64_t)get_le(p + 64, 8);
+	m->block_min = (int64_t)get_le(p + 72, 8);
+	m->index_entries = get_le(p + 80, 8);
+	m->recon_max_ts = (int64_t)get_le(p + 88, 8);
 }
 
 static int meta_sound(const shard_meta *m)
@@ -163,7 +136,7 @@ static int entry_put(kv_txn *txn, int64_t shard, int64_t key, uint64_t off,
 {
 	uint8_t k[24], v[8];
 	entry_key(k, shard, key, off);
-	put_le64(v, (uint64_t)min);
+	put_le(v, (uint64_t)min, 8);
 	return kv_put(txn, KV_INDEX, k, sizeof k, v, sizeof v);
 }
 
@@ -220,7 +193,7 @@ static int decode_entry(index_entry *e, int64_t *shard, const kv_val *k,
 	*shard = (int64_t)get_be64(k->data);
 	e->key = (int64_t)(get_be64((const uint8_t *)k->data + 8) - 1);
 	e->off = get_be64((const uint8_t *)k->data + 16);
-	e->min = (int64_t)get_le64(v->data);
+	e->min = (int64_t)get_le(v->data, 8);
 	return 0;
 }
 

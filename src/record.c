@@ -2,43 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "hash.h"
 #include "record.h"
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 static uint32_t checksum(const uint8_t *rec, uint32_t len)
 {
@@ -165,19 +132,19 @@ void rec_encode(uint8_t *dst, const tdm_event *ev, uint64_t seq)
 		memcpy(p, ev->payload, ev->payload_len);
 	uint32_t len = (uint32_t)(REC_HEADER + labels_len + ev->payload_len);
 
-	put_u32(dst, len);
-	put_u64(dst + 8, seq);
-	put_u64(dst + 16, (uint64_t)ev->ts);
-	put_u32(dst + 24, ev->id);
-	put_u16(dst + 28, labels_len);
-	put_u32(dst + 4, checksum(dst, len));
+	put_le(dst, len, 4);
+	put_le(dst + 8, seq, 8);
+	put_le(dst + 16, (uint64_t)ev->ts, 8);
+	put_le(dst + 24, ev->id, 4);
+	put_le(dst + 28, labels_len, 2);
+	put_le(dst + 4, checksum(dst, len), 4);
 }
 
 void rec_set_seq(uint8_t *rec, uint64_t seq)
 {
-	uint32_t len = get_u32(rec);
-	put_u64(rec + 8, seq);
-	put_u32(rec + 4, checksum(rec, len));
+	uint32_t len = (uint32_t)get_le(rec, 4);
+	put_le(rec + 8, seq, 8);
+	put_le(rec + 4, checksum(rec, len), 4);
 }
 
 /* Labels must be (key NUL value NUL)* with non-empty keys in strictly
@@ -211,7 +178,7 @@ int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
 		*need = REC_HEADER;
 		return REC_SHORT;
 	}
-	uint32_t len = get_u32(buf);
+	uint32_t len = (uint32_t)get_le(buf, 4);
 	if (len < REC_HEADER || len > REC_MAX) {
 		*why = "record length out of range";
 		return REC_BAD;
@@ -220,25 +187,25 @@ int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
 		*need = len;
 		return REC_SHORT;
 	}
-	if (get_u32(buf + 4) != checksum(buf, len)) {
+	if ((uint32_t)get_le(buf + 4, 4) != checksum(buf, len)) {
 		*why = "checksum mismatch";
 		return REC_BAD;
 	}
-	uint16_t labels_len = get_u16(buf + 28);
+	uint16_t labels_len = (uint16_t)get_le(buf + 28, 2);
 	if (labels_len > len - REC_HEADER || !labels_sound(buf + REC_HEADER, labels_len)) {
 		*why = "malformed labels";
 		return REC_BAD;
 	}
-	int64_t ts = (int64_t)get_u64(buf + 16);
+	int64_t ts = (int64_t)get_le(buf + 16, 8);
 	if (ts < 0 || ts == INT64_MAX) {
 		*why = "ts out of range";
 		return REC_BAD;
 	}
 	out->bytes = buf;
 	out->len = len;
-	out->seq = get_u64(buf + 8);
+	out->seq = get_le(buf + 8, 8);
 	out->ts = ts;
-	out->id = get_u32(buf + 24);
+	out->id = (uint32_t)get_le(buf + 24, 4);
 	out->labels = buf + REC_HEADER;
 	out->labels_len = labels_len;
 	out->payload = buf + REC_HEADER + labels_len;
@@ -248,13 +215,13 @@ int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
 
 uint64_t rec_fingerprint(const uint8_t *rec)
 {
-	return tdm_hash64(rec + REC_IDENTITY, get_u32(rec) - REC_IDENTITY, 0);
+	return tdm_hash64(rec + REC_IDENTITY, (uint32_t)get_le(rec, 4) - REC_IDENTITY, 0);
 }
 
 int rec_same_event(const uint8_t *a, const uint8_t *b)
 {
-	uint32_t len = get_u32(a);
-	return len == get_u32(b) &&
+	uint32_t len = (uint32_t)get_le(a, 4);
+	return len == (uint32_t)get_le(b, 4) &&
 	       memcmp(a + REC_IDENTITY, b + REC_IDENTITY, len - REC_IDENTITY) == 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "hash.h"
 #include "io.h"
@@ -15,20 +16,6 @@ static const char MAGIC[8] = {'T', 'D', 'M', 'S', 'H', 'A', 'R', 'D'};
 #define FORMAT_VERSION 1u
 #define MAX_CHUNK (1u << 20)
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind)
 {
@@ -61,11 +48,11 @@ void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id)
 {
 	memset(out, 0, SHARD_HEADER);
 	memcpy(out, MAGIC, 8);
-	put_u64(out + 8, FORMAT_VERSION | (uint64_t)kind << 32);
-	put_u64(out + 16, (uint64_t)id->shard);
-	put_u64(out + 24, (uint64_t)id->duration_ns);
-	put_u64(out + 32, (uint64_t)id->grace_ns);
-	put_u64(out + 56, tdm_hash64(out, 56, 0));
+	put_le(out + 8, FORMAT_VERSION | (uint64_t)kind << 32, 8);
+	put_le(out + 16, (uint64_t)id->shard, 8);
+	put_le(out + 24, (uint64_t)id->duration_ns, 8);
+	put_le(out + 32, (uint64_t)id->grace_ns, 8);
+	put_le(out + 56, tdm_hash64(out, 56, 0), 8);
 }
 
 const char *shard_header_check(const uint8_t *hdr, shard_kind kind,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "hash.h"
 #include "io.h"
@@ -16,20 +17,6 @@
 static const char STORE_MAGIC[8] = {'T', 'D', 'M', 'S', 'T', 'O', 'R', 'E'};
 #define STORE_VERSION 1u
 #define STORE_HEADER 64
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 int store_path(char *out, size_t cap, const tdm_store *s, const char *rel)
 {
@@ -68,10 +55,10 @@ static void header_encode(uint8_t *h, const tdm_options *o)
 {
 	memset(h, 0, STORE_HEADER);
 	memcpy(h, STORE_MAGIC, 8);
-	put_le64(h + 8, STORE_VERSION | (uint64_t)o->index_interval << 32);
-	put_le64(h + 16, (uint64_t)o->shard_duration_ns);
-	put_le64(h + 24, (uint64_t)o->grace_ns);
-	put_le64(h + 56, tdm_hash64(h, 56, 0));
+	put_le(h + 8, STORE_VERSION | (uint64_t)o->index_interval << 32, 8);
+	put_le(h + 16, (uint64_t)o->shard_duration_ns, 8);
+	put_le(h + 24, (uint64_t)o->grace_ns, 8);
+	put_le(h + 56, tdm_hash64(h, 56, 0), 8);
 }
 
 static int header_read(tdm_options *o, const char *dir)
@@ -91,16 +78,16 @@ static int header_read(tdm_options *o, const char *dir)
 		return tdm_fail_errno(TDM_EIO, -r, "%s", path);
 	if (got < STORE_HEADER || memcmp(h, STORE_MAGIC, 8) != 0)
 		return tdm_fail(TDM_ECORRUPT, "%s: not a tidemark store header", path);
-	if (get_le64(h + 56) != tdm_hash64(h, 56, 0))
+	if (get_le(h + 56, 8) != tdm_hash64(h, 56, 0))
 		return tdm_fail(TDM_ECORRUPT, "%s: offset 56: header checksum mismatch", path);
-	uint64_t vi = get_le64(h + 8);
+	uint64_t vi = get_le(h + 8, 8);
 	if ((uint32_t)vi != STORE_VERSION)
 		return tdm_fail(TDM_ECORRUPT, "%s: format version %u is not supported",
 		                path, (unsigned)(uint32_t)vi);
 	*o = (tdm_options)TDM_OPTIONS_INIT;
 	o->index_interval = (uint32_t)(vi >> 32);
-	o->shard_duration_ns = (int64_t)get_le64(h + 16);
-	o->grace_ns = (int64_t)get_le64(h + 24);
+	o->shard_duration_ns = (int64_t)get_le(h + 16, 8);
+	o->grace_ns = (int64_t)get_le(h + 24, 8);
 	if (check_options(o))
 		return tdm_fail(TDM_ECORRUPT, "%s: options out of range", path);
 	return 0;
@@ -375,13 +362,13 @@ int store_next_seq_get(uint64_t *out, kv_txn *txn)
 		return r;
 	if (v.len != 8)
 		return tdm_fail(TDM_ECORRUPT, "index: malformed next_seq");
-	*out = get_le64(v.data);
+	*out = get_le(v.data, 8);
 	return 0;
 }
 
 int store_next_seq_put(kv_txn *txn, uint64_t next)
 {
 	uint8_t v[8];
-	put_le64(v, next);
+	put_le(v, next, 8);
 	return kv_put(txn, KV_META, META_NEXT_SEQ, strlen(META_NEXT_SEQ), v, sizeof v);
 }
