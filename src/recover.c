@@ -286,3 +286,46 @@ out:
 	free(l.a);
 	return r;
 }
+
+int recover_needed(tdm_store *s)
+{
+	char dir[4200];
+	int r = store_path(dir, sizeof dir, s, SHARDS_DIR);
+	if (r)
+		return r;
+	shard_list l = {0};
+	kv_txn *txn = NULL;
+	kv_val built;
+	if ((r = kv_begin(&txn, s->kv, 0)))
+		return r;
+	r = kv_get(&built, txn, KV_META, META_BUILT, strlen(META_BUILT));
+	if (r == TDM_ENOTFOUND) {
+		r = 1;
+		goto out;
+	}
+	if (r || (r = index_meta_each(txn, 0, INT64_MAX, list_meta, &l)))
+		goto out;
+	if ((r = io_list_dir(dir, list_file, &l)) < 0) {
+		r = r == -ENOMEM ? tdm_fail(TDM_ENOMEM, "out of memory")
+		                 : tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
+		goto out;
+	}
+	for (size_t i = 0; i < l.n && !r; i++) {
+		shard_files *f = &l.a[i];
+		uint64_t main_size = 0, recon_size = 0;
+		if (!f->has_meta || !(f->kinds & (1u << SHARD_MAIN)) ||
+		    !(f->kinds & (1u << SHARD_RECON)) != !f->meta.recon_len) {
+			r = 1;
+			break;
+		}
+		if ((r = file_size(s, f->shard, SHARD_MAIN, &main_size)) ||
+		    (f->meta.recon_len &&
+		     (r = file_size(s, f->shard, SHARD_RECON, &recon_size))))
+			break;
+		r = main_size != f->meta.main_len || recon_size != f->meta.recon_len;
+	}
+out:
+	kv_abort(txn);
+	free(l.a);
+	return r;
+}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bytes.h"
@@ -13,6 +14,8 @@
 #include "hash.h"
 #include "io.h"
 #include "store.h"
+
+#define LOCK_WAIT_MS 2000
 
 static const char STORE_MAGIC[8] = {'T', 'D', 'M', 'S', 'T', 'O', 'R', 'E'};
 #define STORE_VERSION 1u
@@ -172,7 +175,12 @@ static int take_lock(int *out, const tdm_store *s, int write_pid)
 	int fd;
 	if ((r = io_open(&fd, path, O_RDWR | O_CREAT, 0644)) < 0)
 		return tdm_fail_errno(TDM_EIO, -r, "%s", path);
-	if ((r = io_lock(fd)) < 0) {
+	/* A reader may hold the lock for a moment to repair the store: a
+	 * writer waits for it, up to LOCK_WAIT_MS. */
+	for (int waited = 0; (r = io_lock(fd)) == -EWOULDBLOCK && write_pid &&
+	                     waited < LOCK_WAIT_MS; waited += 10)
+		nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
+	if (r < 0) {
 		char pid[32] = "";
 		size_t got = 0;
 		io_pread(fd, pid, sizeof pid - 1, 0, &got);
@@ -305,16 +313,28 @@ int store_open(tdm_store **out, const char *dir, const tdm_open_options *oo)
 	if (r)
 		goto fail;
 	if (readonly) {
-		/* A reader repairs only when no writer is there to do it. */
+		/* A reader takes no lock when there is nothing to repair; else it
+		 * repairs only when no writer is there to do it. */
+		char path[4200];
+		if ((r = store_path(path, sizeof path, s, INDEX_DIR)))
+			goto fail;
+		int need = index_lost_with_power(s) ? 1 : kv_open(&s->kv, path, 0, 0);
+		if (need == 0)
+			need = recover_needed(s);
+		if (need < 0 && need != TDM_ENOTFOUND && need != TDM_ECORRUPT) {
+			r = need;
+			goto fail;
+		}
 		int fd;
-		r = take_lock(&fd, s, 0);
-		if (r == 0) {
+		if (need && (r = take_lock(&fd, s, 0)) == 0) {
+			kv_close(s->kv);
+			s->kv = NULL;
 			r = open_index_locked(s, 0);
 			io_close(fd);
-		} else if (r == TDM_ELOCKED) {
-			char path[4200];
-			if (!(r = store_path(path, sizeof path, s, INDEX_DIR)))
-				r = kv_open(&s->kv, path, 0, 0);
+		} else if (need && r == TDM_ELOCKED && !s->kv) {
+			r = kv_open(&s->kv, path, 0, 0);
+		} else if (need && r == TDM_ELOCKED) {
+			r = 0; /* a writer has the store, and has repaired it */
 		}
 		if (r)
 			goto fail;

@@ -48,6 +48,12 @@ int store_close(tdm_store *s);
  * `rebuild`: start from an empty index. */
 int recover_store(tdm_store *s, int rebuild);
 
+/* 1 when recovery has work to do (an index never built, or a shard file
+ * whose size is not its committed length), 0 when not, or an error. A
+ * writer at work also makes it 1: its batch in flight lies past the
+ * committed lengths. */
+int recover_needed(tdm_store *s);
+
 /* Writer (writer.c). */
 int writer_open(struct writer **out, tdm_store *s);
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
