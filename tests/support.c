@@ -4,10 +4,12 @@
 #include "support.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- Memory ------------------------------------------------------------ */
@@ -57,6 +59,13 @@ void tst_rmtree(const char *dir)
 {
 	if (dir != NULL)
 		nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+off_t tst_file_size(const char *path)
+{
+	struct stat st;
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	return st.st_size;
 }
 
 /* ---- Random numbers ---------------------------------------------------- */
@@ -246,4 +255,98 @@ const char *tst_event_str(char *buf, size_t size, const tdm_event *ev)
 	PUT("%s}", shown < ev->payload_len ? "..." : "");
 #undef PUT
 	return buf;
+}
+
+/* ---- Stores ------------------------------------------------------------ */
+
+char *tst_store_new(int64_t shard_ns, int64_t grace_ns, uint32_t interval)
+{
+	char *dir = tst_tmpdir();
+	tdm_options o = TDM_OPTIONS_INIT;
+	if (shard_ns)
+		o.shard_duration_ns = shard_ns;
+	if (grace_ns)
+		o.grace_ns = grace_ns;
+	if (interval)
+		o.index_interval = interval;
+	int r = tdm_store_create(dir, &o);
+	ck_assert_msg(r == 0, "create %s: %d %s", dir, r, tdm_error_message());
+	return dir;
+}
+
+tdm_store *tst_store_open(const char *dir, unsigned flags, int durability)
+{
+	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
+	oo.flags = flags;
+	oo.durability = durability;
+	tdm_store *s = NULL;
+	int r = tdm_store_open(&s, dir, &oo);
+	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+void tst_tmpdir_drop(char *dir)
+{
+	tst_rmtree(dir);
+	free(dir);
+}
+
+static void first_problem(void *ctx, const tdm_problem *p)
+{
+	char *first = ctx;
+	if (!first[0])
+		snprintf(first, 512, "%s offset %lld: %s", p->file, (long long)p->offset,
+		         p->what);
+}
+
+void tst_verify_clean(tdm_store *s)
+{
+	uint64_t problems = 99;
+	char first[512] = "";
+	int r = tdm_verify(&problems, s, first_problem, first);
+	ck_assert_msg(r == 0, "verify: %d %s", r, tdm_error_message());
+	ck_assert_msg(problems == 0, "verify: %" PRIu64 " problems, first: %s", problems,
+	              first);
+}
+
+/* ---- Event lists ------------------------------------------------------- */
+
+void tst_evlist_add(tst_evlist *l, const tdm_event *ev)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->a = tst_realloc(l->a, l->cap * sizeof *l->a);
+	}
+	l->a[l->n++] = tst_event_dup(ev);
+}
+
+void tst_evlist_free(tst_evlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		tst_event_free(l->a[i]);
+	free(l->a);
+	memset(l, 0, sizeof *l);
+}
+
+void tst_read_into(tst_evlist *out, tdm_store *s, int64_t from, int64_t to,
+                   const tdm_read_options *ro)
+{
+	tdm_iter *it = NULL;
+	int r = tdm_iter_open(&it, s, from, to, ro);
+	ck_assert_msg(r == 0, "iter_open: %d %s", r, tdm_error_message());
+	const tdm_event *ev;
+	while ((r = tdm_iter_next(&ev, it)) == 0)
+		tst_evlist_add(out, ev);
+	ck_assert_msg(r == TDM_ITEROVER, "iter_next: %d %s", r, tdm_error_message());
+	const char *msg = NULL;
+	ck_assert_msg(tdm_iter_damage(&msg, it) == 0, "damage: %s", msg ? msg : "?");
+	tdm_iter_close(it);
+}
+
+tst_evlist tst_read_all(tdm_store *s, int64_t from, int64_t to)
+{
+	tst_evlist l = {0};
+	tst_read_into(&l, s, from, to, NULL);
+	return l;
 }

@@ -15,35 +15,6 @@
 #define MS INT64_C(1000000)
 #define T0 INT64_C(1700000000000000000)
 
-static char *new_store(int64_t shard, int64_t grace)
-{
-	char *dir = tst_tmpdir();
-	tdm_options o = TDM_OPTIONS_INIT;
-	if (shard) /* 0: the default of TDM_OPTIONS_INIT */
-		o.shard_duration_ns = shard;
-	if (grace)
-		o.grace_ns = grace;
-	int r = tdm_store_create(dir, &o);
-	ck_assert_msg(r == 0, "create: %s", tdm_error_message());
-	return dir;
-}
-
-static tdm_store *open_store(const char *dir, unsigned flags)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.flags = flags;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	return s;
-}
-
-static void drop(char *dir)
-{
-	tst_rmtree(dir);
-	free(dir);
-}
-
 /* Asserts code and that the message contains `part` (case-sensitive). */
 #define EXPECT(expr, code, part)                                                 \
 	do {                                                                     \
@@ -57,8 +28,8 @@ static void drop(char *dir)
 
 START_TEST(test_null_arguments)
 {
-	char *dir = new_store(0, 0);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(0, 0, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_store *out = NULL;
 	tdm_event e = {T0, 1, 0, NULL, 0, "x", 1};
 	tdm_append_result res;
@@ -108,7 +79,7 @@ START_TEST(test_null_arguments)
 	ck_assert_int_eq(tdm_store_close(NULL), 0);
 	tdm_iter_close(NULL);
 	ck_assert_int_eq(tdm_store_close(s), 0);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -220,8 +191,8 @@ START_TEST(test_event_check)
 
 	/* A bad event in a batch: nothing of the batch is written, and the
 	 * message names its index. */
-	char *dir = new_store(0, 0);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(0, 0, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_event batch[3] = {ok, ok, ok};
 	batch[1].ts = T0 + 1;
 	batch[2].ts = -5;
@@ -236,7 +207,7 @@ START_TEST(test_event_check)
 	ck_assert_int_eq(tdm_append(&res, NULL, s, batch, 2), 0);
 	ck_assert_uint_eq(res.appended, 2);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -286,8 +257,8 @@ START_TEST(test_content_id)
 	free(p2);
 
 	/* Used as the id, a retried event is stored once. */
-	char *dir = new_store(0, 0);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(0, 0, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	a.id = tdm_event_content_id(&a);
 	b.id = tdm_event_content_id(&b);
 	tdm_append_result res;
@@ -295,7 +266,7 @@ START_TEST(test_content_id)
 	ck_assert_int_eq(tdm_append(&res, NULL, s, &b, 1), 0);
 	ck_assert_uint_eq(res.duplicates, 1);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -322,7 +293,7 @@ START_TEST(test_versions)
 	oo.durability = -1;
 	EXPECT(tdm_store_open(&s, dir, &oo), TDM_EINVAL, "durability");
 	/* None of that took the lock. */
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 
 	tdm_read_options ro = TDM_READ_OPTIONS_INIT;
 	ro.version = 99;
@@ -341,19 +312,19 @@ START_TEST(test_versions)
 		ck_assert_int_eq(tdm_sync(s), 0);
 		ck_assert_int_eq(tdm_store_close(s), 0);
 	}
-	s = open_store(dir, TDM_OPEN_READONLY);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	tdm_stat st;
 	ck_assert_int_eq(tdm_stat_get(&st, s), 0);
 	ck_assert_uint_eq(st.events, 3);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_stat)
 {
-	char *dir = new_store(10 * SEC, 2 * SEC);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_stat st;
 	memset(&st, 0xcc, sizeof st);
 	ck_assert_int_eq(tdm_stat_get(&st, s), 0);
@@ -402,7 +373,7 @@ START_TEST(test_stat)
 	ck_assert_uint_gt(st.bytes, 600 * 32);
 
 	/* The same from a reader, and after a reopen. */
-	tdm_store *r = open_store(dir, TDM_OPEN_READONLY);
+	tdm_store *r = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	tdm_stat st2;
 	ck_assert_int_eq(tdm_stat_get(&st2, r), 0);
 	ck_assert_uint_eq(st2.events, 604);
@@ -410,7 +381,7 @@ START_TEST(test_stat)
 	ck_assert_uint_eq(st2.index_entries, st.index_entries);
 	tdm_store_close(r);
 	tdm_store_close(s);
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	ck_assert_int_eq(tdm_stat_get(&st2, s), 0);
 	ck_assert_uint_eq(st2.shards, 3);
 	ck_assert_uint_eq(st2.events, 604);
@@ -419,7 +390,7 @@ START_TEST(test_stat)
 	ck_assert_int_eq(st2.min_ts, T0 + 2 * SEC);
 	ck_assert_int_eq(st2.max_ts, T0 + 25 * SEC);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -22,28 +21,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static void create_store(const char *dir, int64_t shard, int64_t grace,
-                         uint32_t interval)
-{
-	tdm_options o = TDM_OPTIONS_INIT;
-	o.shard_duration_ns = shard;
-	o.grace_ns = grace;
-	o.index_interval = interval;
-	int r = tdm_store_create(dir, &o);
-	ck_assert_msg(r == 0, "create %s: %d %s", dir, r, tdm_error_message());
-}
-
-static tdm_store *open_store(const char *dir, unsigned flags)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.flags = flags;
-	oo.durability = TDM_DURABILITY_NONE;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	return s;
-}
-
 static void append_ok(tdm_store *s, const tdm_event *evs, size_t n,
                       tdm_append_result *res)
 {
@@ -52,34 +29,12 @@ static void append_ok(tdm_store *s, const tdm_event *evs, size_t n,
 	ck_assert_msg(r == 0, "append: %d %s", r, tdm_error_message());
 }
 
-typedef struct evlist {
-	tdm_event **a;
-	size_t n, cap;
-} evlist;
-
-static void evlist_add(evlist *l, const tdm_event *ev)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		l->a = tst_realloc(l->a, l->cap * sizeof *l->a);
-	}
-	l->a[l->n++] = tst_event_dup(ev);
-}
-
-static void evlist_free(evlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		tst_event_free(l->a[i]);
-	free(l->a);
-	memset(l, 0, sizeof *l);
-}
-
 static int evp_cmp(const void *a, const void *b)
 {
 	return tst_event_cmp(*(tdm_event *const *)a, *(tdm_event *const *)b);
 }
 
-static void evlist_sort_uniq(evlist *l)
+static void evlist_sort_uniq(tst_evlist *l)
 {
 	if (!l->n)
 		return;
@@ -94,24 +49,9 @@ static void evlist_sort_uniq(evlist *l)
 	l->n = w;
 }
 
-/* Reads [from, to) into `out` (appended, in read order). */
-static void read_range(evlist *out, tdm_store *s, int64_t from, int64_t to,
-                       const tdm_read_options *ro)
-{
-	tdm_iter *it = NULL;
-	int r = tdm_iter_open(&it, s, from, to, ro);
-	ck_assert_msg(r == 0, "iter_open: %d %s", r, tdm_error_message());
-	const tdm_event *ev;
-	while ((r = tdm_iter_next(&ev, it)) == 0)
-		evlist_add(out, ev);
-	ck_assert_msg(r == TDM_ITEROVER, "iter_next: %d %s", r, tdm_error_message());
-	ck_assert_uint_eq(tdm_iter_damage(NULL, it), 0);
-	tdm_iter_close(it);
-}
-
 /* Asserts that `got` equals the events of `model` (sorted, unique) with
  * from <= ts < to that `keep` accepts, in that order. */
-static void expect_range(const evlist *got, const evlist *model, int64_t from,
+static void expect_range(const tst_evlist *got, const tst_evlist *model, int64_t from,
                          int64_t to, int (*keep)(const tdm_event *))
 {
 	size_t j = 0;
@@ -144,13 +84,6 @@ static void shard_file(char *out, size_t cap, const char *dir, int64_t shard,
                        const char *ext)
 {
 	snprintf(out, cap, "%s/shards/%020" PRId64 ".%s", dir, shard, ext);
-}
-
-static off_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
-	return st.st_size;
 }
 
 static void flip_byte(const char *path, off_t off)
@@ -211,9 +144,8 @@ static const int64_t BIG_MAX = T0 + (BIG_N - 1) * MS;
 
 static void big_setup(void)
 {
-	big_dir = tst_tmpdir();
-	ck_assert_int_eq(tdm_store_create(big_dir, NULL), 0);
-	tdm_store *s = open_store(big_dir, 0);
+	big_dir = tst_store_new(0, 0, 0);
+	tdm_store *s = tst_store_open(big_dir, 0, TDM_DURABILITY_NONE);
 	tdm_event *batch = tst_malloc(1000 * sizeof *batch);
 	uint8_t *payloads = tst_malloc(1000 * BIG_PAYLOAD);
 	for (size_t b = 0; b < BIG_N / 1000; b++) {
@@ -236,19 +168,18 @@ static void big_setup(void)
 	ck_assert_int_eq(tdm_store_close(s), 0);
 	char path[4200];
 	shard_file(path, sizeof path, big_dir, T0 / (3600 * SEC), "main");
-	big_shard_size = (uint64_t)file_size(path);
+	big_shard_size = (uint64_t)tst_file_size(path);
 }
 
 static void big_teardown(void)
 {
-	tst_rmtree(big_dir);
-	free(big_dir);
+	tst_tmpdir_drop(big_dir);
 	big_dir = NULL;
 }
 
 START_TEST(test_acceptance_shape)
 {
-	tdm_store *s = open_store(big_dir, 0);
+	tdm_store *s = tst_store_open(big_dir, 0, TDM_DURABILITY_NONE);
 	tdm_stat st;
 	ck_assert_int_eq(tdm_stat_get(&st, s), 0);
 	ck_assert_uint_eq(st.shards, 1);
@@ -265,7 +196,7 @@ END_TEST
 
 START_TEST(test_acceptance_last_second)
 {
-	tdm_store *s = open_store(big_dir, 0);
+	tdm_store *s = tst_store_open(big_dir, 0, TDM_DURABILITY_NONE);
 	big_window(s, BIG_MAX - SEC, BIG_MAX + 1, big_shard_size, "last second");
 	tdm_store_close(s);
 }
@@ -273,7 +204,7 @@ END_TEST
 
 START_TEST(test_acceptance_middle_second)
 {
-	tdm_store *s = open_store(big_dir, 0);
+	tdm_store *s = tst_store_open(big_dir, 0, TDM_DURABILITY_NONE);
 	big_window(s, T0 + 500 * SEC, T0 + 501 * SEC, big_shard_size, "middle second");
 	tdm_store_close(s);
 }
@@ -281,7 +212,7 @@ END_TEST
 
 START_TEST(test_acceptance_first_second)
 {
-	tdm_store *s = open_store(big_dir, 0);
+	tdm_store *s = tst_store_open(big_dir, 0, TDM_DURABILITY_NONE);
 	big_window(s, T0, T0 + SEC, big_shard_size, "first second");
 	tdm_store_close(s);
 }
@@ -289,7 +220,7 @@ END_TEST
 
 START_TEST(test_acceptance_reader_handle)
 {
-	tdm_store *s = open_store(big_dir, TDM_OPEN_READONLY);
+	tdm_store *s = tst_store_open(big_dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
 	big_window(s, BIG_MAX - SEC, BIG_MAX + 1, big_shard_size, "last second, read-only");
 	tdm_store_close(s);
 }
@@ -340,7 +271,7 @@ static tdm_event random_event(tst_rng *rng, int64_t ts)
 /* Shards of 10 s, grace 2 s, index blocks of 256 bytes. Events over three
  * shards, out of order within and beyond grace (late), with many ties in
  * ts, id, labels and payload. Returns the model (sorted, unique). */
-static void fill_mixed(evlist *model, tdm_store *s, uint64_t seed, size_t n)
+static void fill_mixed(tst_evlist *model, tdm_store *s, uint64_t seed, size_t n)
 {
 	tst_rng rng;
 	tst_rng_seed(&rng, seed);
@@ -355,7 +286,7 @@ static void fill_mixed(evlist *model, tdm_store *s, uint64_t seed, size_t n)
 		if (ts < T0)
 			ts = T0;
 		batch[nb] = random_event(&rng, ts);
-		evlist_add(model, &batch[nb]);
+		tst_evlist_add(model, &batch[nb]);
 		if (++nb == 64 || tst_rng_chance(&rng, 10)) {
 			append_ok(s, batch, nb, NULL);
 			nb = 0;
@@ -377,7 +308,7 @@ static void fill_mixed(evlist *model, tdm_store *s, uint64_t seed, size_t n)
 					batch[nb] = ev_at(bases[b], 1 - id, LABELSETS[4 - l].l,
 					                  LABELSETS[4 - l].n, PAYLOADS[3 - p].p,
 					                  PAYLOADS[3 - p].n);
-					evlist_add(model, &batch[nb++]);
+					tst_evlist_add(model, &batch[nb++]);
 				}
 		append_ok(s, batch, nb, NULL);
 	}
@@ -387,10 +318,9 @@ static void fill_mixed(evlist *model, tdm_store *s, uint64_t seed, size_t n)
 
 START_TEST(test_order_and_bounds)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
-	evlist model = {0};
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist model = {0};
 	fill_mixed(&model, s, 42, 4000);
 
 	tdm_stat st;
@@ -401,10 +331,10 @@ START_TEST(test_order_and_bounds)
 	ck_assert_uint_eq(st.shards, 3);
 
 	/* Everything. */
-	evlist got = {0};
-	read_range(&got, s, 0, INT64_MAX, NULL);
+	tst_evlist got = {0};
+	tst_read_into(&got, s, 0, INT64_MAX, NULL);
 	expect_range(&got, &model, 0, INT64_MAX, NULL);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 
 	/* Bounds at event timestamps, next to them, and at shard boundaries. */
 	tst_rng rng;
@@ -423,21 +353,20 @@ START_TEST(test_order_and_bounds)
 			if (tst_rng_chance(&rng, 50))
 				b = model.a[tst_rng_range(&rng, model.n)]->ts;
 		}
-		read_range(&got, s, a, b, NULL);
+		tst_read_into(&got, s, a, b, NULL);
 		expect_range(&got, &model, a, b, NULL);
-		evlist_free(&got);
+		tst_evlist_free(&got);
 	}
 
 	/* The same after a reopen, through a read-only handle. */
 	ck_assert_int_eq(tdm_store_close(s), 0);
-	s = open_store(dir, TDM_OPEN_READONLY);
-	read_range(&got, s, T0 + 5 * SEC, T0 + 15 * SEC, NULL);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	tst_read_into(&got, s, T0 + 5 * SEC, T0 + 15 * SEC, NULL);
 	expect_range(&got, &model, T0 + 5 * SEC, T0 + 15 * SEC, NULL);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 	tdm_store_close(s);
-	evlist_free(&model);
-	tst_rmtree(dir);
-	free(dir);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -445,9 +374,8 @@ END_TEST
  * not come out; in-range ones after them (within grace) must. */
 START_TEST(test_exact_bounds)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	const int64_t to = T0 + 5 * SEC;
 	/* File order: each on time against the running max. */
 	int64_t order[] = {
@@ -459,10 +387,10 @@ START_TEST(test_exact_bounds)
 	};
 	size_t n = sizeof order / sizeof order[0];
 	tdm_event evs[16];
-	evlist model = {0};
+	tst_evlist model = {0};
 	for (size_t i = 0; i < n; i++) {
 		evs[i] = ev_at(order[i], (uint32_t)i, NULL, 0, "x", 1);
-		evlist_add(&model, &evs[i]);
+		tst_evlist_add(&model, &evs[i]);
 	}
 	tdm_append_result res;
 	append_ok(s, evs, n, &res);
@@ -477,96 +405,91 @@ START_TEST(test_exact_bounds)
 	                 T0 + 10 * SEC + 1, T0 + 10 * SEC + 2, INT64_MAX};
 	for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++)
 		for (size_t j = 0; j < sizeof tos / sizeof tos[0]; j++) {
-			evlist got = {0};
-			read_range(&got, s, froms[i], tos[j], NULL);
+			tst_evlist got = {0};
+			tst_read_into(&got, s, froms[i], tos[j], NULL);
 			expect_range(&got, &model, froms[i], tos[j], NULL);
-			evlist_free(&got);
+			tst_evlist_free(&got);
 		}
 
 	/* Explicitly: [.., to) has nothing at or past to. */
-	evlist got = {0};
-	read_range(&got, s, T0, to, NULL);
+	tst_evlist got = {0};
+	tst_read_into(&got, s, T0, to, NULL);
 	ck_assert_uint_eq(got.n, 4);
 	for (size_t i = 0; i < got.n; i++)
 		ck_assert_msg(got.a[i]->ts < to, "event at to + %" PRId64, got.a[i]->ts - to);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 	/* The shard boundary: [T0, T0 + 10 s) ends at the shard's last ns. */
-	read_range(&got, s, T0 + 10 * SEC - 1, T0 + 10 * SEC, NULL);
+	tst_read_into(&got, s, T0 + 10 * SEC - 1, T0 + 10 * SEC, NULL);
 	ck_assert_uint_eq(got.n, 1);
 	ck_assert_int_eq(got.a[0]->ts, T0 + 10 * SEC - 1);
-	evlist_free(&got);
-	read_range(&got, s, T0 + 10 * SEC, T0 + 10 * SEC + 1, NULL);
+	tst_evlist_free(&got);
+	tst_read_into(&got, s, T0 + 10 * SEC, T0 + 10 * SEC + 1, NULL);
 	ck_assert_uint_eq(got.n, 1);
 	ck_assert_int_eq(got.a[0]->ts, T0 + 10 * SEC);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 
 	tdm_store_close(s);
-	evlist_free(&model);
-	tst_rmtree(dir);
-	free(dir);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_empty)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
-	evlist got = {0};
-	read_range(&got, s, 0, INT64_MAX, NULL);
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist got = {0};
+	tst_read_into(&got, s, 0, INT64_MAX, NULL);
 	ck_assert_uint_eq(got.n, 0);
 
 	tdm_event evs[3] = {ev_at(T0, 1, NULL, 0, "a", 1), ev_at(T0 + SEC, 1, NULL, 0, "b", 1),
 	                    ev_at(T0 + 20 * SEC, 1, NULL, 0, "c", 1)};
 	append_ok(s, evs, 3, NULL);
 	/* A range between events, in an existing shard and in a missing one. */
-	read_range(&got, s, T0 + 1, T0 + SEC, NULL);
+	tst_read_into(&got, s, T0 + 1, T0 + SEC, NULL);
 	ck_assert_uint_eq(got.n, 0);
-	read_range(&got, s, T0 + 10 * SEC, T0 + 20 * SEC, NULL);
+	tst_read_into(&got, s, T0 + 10 * SEC, T0 + 20 * SEC, NULL);
 	ck_assert_uint_eq(got.n, 0);
-	read_range(&got, s, 0, T0, NULL);
+	tst_read_into(&got, s, 0, T0, NULL);
 	ck_assert_uint_eq(got.n, 0);
-	read_range(&got, s, T0 + 20 * SEC + 1, INT64_MAX, NULL);
+	tst_read_into(&got, s, T0 + 20 * SEC + 1, INT64_MAX, NULL);
 	ck_assert_uint_eq(got.n, 0);
 	/* from >= to. */
-	read_range(&got, s, T0, T0, NULL);
+	tst_read_into(&got, s, T0, T0, NULL);
 	ck_assert_uint_eq(got.n, 0);
-	read_range(&got, s, T0 + SEC, T0, NULL);
+	tst_read_into(&got, s, T0 + SEC, T0, NULL);
 	ck_assert_uint_eq(got.n, 0);
-	read_range(&got, s, INT64_MAX, 0, NULL);
+	tst_read_into(&got, s, INT64_MAX, 0, NULL);
 	ck_assert_uint_eq(got.n, 0);
 	/* A negative from is fine. */
-	read_range(&got, s, -5, T0 + 1, NULL);
+	tst_read_into(&got, s, -5, T0 + 1, NULL);
 	ck_assert_uint_eq(got.n, 1);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 	tdm_store_close(s);
-	tst_rmtree(dir);
-	free(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_storage_order)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
-	evlist model = {0};
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist model = {0};
 	fill_mixed(&model, s, 99, 2000);
 	tdm_read_options ro = TDM_READ_OPTIONS_INIT;
 	ro.flags = TDM_READ_STORAGE_ORDER;
 	int64_t ranges[][2] = {{0, INT64_MAX}, {T0 + 3 * SEC, T0 + 17 * SEC},
 	                       {T0 + 10 * SEC, T0 + 10 * SEC + 1}, {T0 + 9 * SEC, T0 + 9 * SEC + 500 * MS}};
 	for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
-		evlist got = {0};
-		read_range(&got, s, ranges[k][0], ranges[k][1], &ro);
+		tst_evlist got = {0};
+		tst_read_into(&got, s, ranges[k][0], ranges[k][1], &ro);
 		qsort(got.a, got.n, sizeof *got.a, evp_cmp);
 		expect_range(&got, &model, ranges[k][0], ranges[k][1], NULL);
-		evlist_free(&got);
+		tst_evlist_free(&got);
 	}
 	tdm_store_close(s);
-	evlist_free(&model);
-	tst_rmtree(dir);
-	free(dir);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -617,10 +540,9 @@ static int keep_a_prefix_x(const tdm_event *e)
 
 START_TEST(test_selectors)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
-	evlist model = {0};
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist model = {0};
 	fill_mixed(&model, s, 5, 2000);
 
 	const tdm_match m_and[] = {{"host", "web-1"}, {"level", "error"}};
@@ -652,20 +574,19 @@ START_TEST(test_selectors)
 		size_t want = 0;
 		for (size_t i = 0; i < model.n; i++)
 			want += (size_t)cases[c].keep(model.a[i]);
-		evlist got = {0};
-		read_range(&got, s, 0, INT64_MAX, &ro);
+		tst_evlist got = {0};
+		tst_read_into(&got, s, 0, INT64_MAX, &ro);
 		ck_assert_msg(got.n == want, "selector %zu: %zu events, want %zu", c, got.n, want);
 		expect_range(&got, &model, 0, INT64_MAX, cases[c].keep);
-		evlist_free(&got);
-		read_range(&got, s, T0 + 8 * SEC, T0 + 12 * SEC, &ro);
+		tst_evlist_free(&got);
+		tst_read_into(&got, s, T0 + 8 * SEC, T0 + 12 * SEC, &ro);
 		expect_range(&got, &model, T0 + 8 * SEC, T0 + 12 * SEC, cases[c].keep);
-		evlist_free(&got);
+		tst_evlist_free(&got);
 	}
 	ck_assert(keep_level_star_and_a(&(tdm_event){0}) == 0);
 	tdm_store_close(s);
-	evlist_free(&model);
-	tst_rmtree(dir);
-	free(dir);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -673,9 +594,8 @@ END_TEST
 
 START_TEST(test_snapshot)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event evs[100];
 	for (int i = 0; i < 100; i++)
 		evs[i] = ev_at(T0 + 5 * SEC + i * 10 * MS, 1, NULL, 0, "old", 3);
@@ -725,13 +645,12 @@ START_TEST(test_snapshot)
 	tdm_iter_close(it2);
 
 	/* A new iterator sees everything. */
-	evlist got = {0};
-	read_range(&got, s, 0, INT64_MAX, NULL);
+	tst_evlist got = {0};
+	tst_read_into(&got, s, 0, INT64_MAX, NULL);
 	ck_assert_uint_eq(got.n, 400);
-	evlist_free(&got);
+	tst_evlist_free(&got);
 	tdm_store_close(s);
-	tst_rmtree(dir);
-	free(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -742,9 +661,8 @@ static const int DAMAGED_AT[] = {74, 77, 3, 150};
 
 START_TEST(test_damaged_record)
 {
-	char *dir = tst_tmpdir();
-	create_store(dir, 10 * SEC, 2 * SEC, 256);
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(10 * SEC, 2 * SEC, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	enum { N = 200, PL = 20 };
 	char payload[PL];
 	memset(payload, 'z', sizeof payload);
@@ -758,13 +676,13 @@ START_TEST(test_damaged_record)
 	int64_t shard = T0 / (10 * SEC);
 	shard_file(path, sizeof path, dir, shard, "main");
 	const off_t rec = 30 + PL;
-	ck_assert_int_eq(file_size(path), 64 + N * rec);
+	ck_assert_int_eq(tst_file_size(path), 64 + N * rec);
 	const int bad = DAMAGED_AT[_i];
 	const off_t bad_off = 64 + bad * rec;
 	flip_byte(path, bad_off + rec - 3); /* a payload byte */
 
 	for (int pass = 0; pass < 2; pass++) {
-		s = open_store(dir, pass ? TDM_OPEN_READONLY : 0);
+		s = tst_store_open(dir, pass ? TDM_OPEN_READONLY : 0, TDM_DURABILITY_NONE);
 		int64_t ranges[][2] = {{0, INT64_MAX},
 		                       {T0 + (bad - 3) * MS, T0 + (bad + 7) * MS}};
 		for (size_t k = 0; k < 2; k++) {
@@ -812,8 +730,7 @@ START_TEST(test_damaged_record)
 		tdm_iter_close(it);
 		tdm_store_close(s);
 	}
-	tst_rmtree(dir);
-	free(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 

@@ -22,75 +22,8 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static char *new_store(void)
-{
-	char *dir = tst_tmpdir();
-	tdm_options o = TDM_OPTIONS_INIT;
-	o.shard_duration_ns = SHARD;
-	o.grace_ns = GRACE;
-	o.index_interval = 256;
-	int r = tdm_store_create(dir, &o);
-	ck_assert_msg(r == 0, "create: %s", tdm_error_message());
-	return dir;
-}
-
-static tdm_store *open_store(const char *dir, unsigned flags)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.flags = flags;
-	oo.durability = TDM_DURABILITY_NONE;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	return s;
-}
-
-static void drop(char *dir)
-{
-	tst_rmtree(dir);
-	free(dir);
-}
-
-typedef struct evlist {
-	tdm_event **a;
-	size_t n, cap;
-} evlist;
-
-static void evlist_add(evlist *l, const tdm_event *ev)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		l->a = tst_realloc(l->a, l->cap * sizeof *l->a);
-	}
-	l->a[l->n++] = tst_event_dup(ev);
-}
-
-static void evlist_free(evlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		tst_event_free(l->a[i]);
-	free(l->a);
-	memset(l, 0, sizeof *l);
-}
-
-static evlist read_all(tdm_store *s)
-{
-	evlist l = {0};
-	tdm_iter *it = NULL;
-	int r = tdm_iter_open(&it, s, 0, INT64_MAX, NULL);
-	ck_assert_msg(r == 0, "iter_open: %s", tdm_error_message());
-	const tdm_event *ev;
-	while ((r = tdm_iter_next(&ev, it)) == 0)
-		evlist_add(&l, ev);
-	ck_assert_msg(r == TDM_ITEROVER, "iter_next: %d %s", r, tdm_error_message());
-	const char *msg = NULL;
-	ck_assert_msg(tdm_iter_damage(&msg, it) == 0, "damage: %s", msg);
-	tdm_iter_close(it);
-	return l;
-}
-
 /* Same events, same order, same seqs. */
-static void same_events(const evlist *a, const evlist *b)
+static void same_events(const tst_evlist *a, const tst_evlist *b)
 {
 	ck_assert_uint_eq(a->n, b->n);
 	char x[256], y[256];
@@ -98,24 +31,6 @@ static void same_events(const evlist *a, const evlist *b)
 		ck_assert_msg(tst_event_cmp(a->a[i], b->a[i]) == 0 && a->a[i]->seq == b->a[i]->seq,
 		              "#%zu: %s vs %s", i, tst_event_str(x, sizeof x, a->a[i]),
 		              tst_event_str(y, sizeof y, b->a[i]));
-}
-
-static void first_problem(void *ctx, const tdm_problem *p)
-{
-	char *first = ctx;
-	if (!first[0])
-		snprintf(first, 512, "%s offset %lld: %s", p->file, (long long)p->offset,
-		         p->what);
-}
-
-static void verify_clean(tdm_store *s)
-{
-	uint64_t problems = 99;
-	char first[512] = "";
-	int r = tdm_verify(&problems, s, first_problem, first);
-	ck_assert_msg(r == 0, "verify: %s", tdm_error_message());
-	ck_assert_msg(problems == 0, "verify: %" PRIu64 " problems, first: %s", problems,
-	              first);
 }
 
 static tdm_stat stat_of(tdm_store *s)
@@ -144,11 +59,11 @@ static const tdm_label LABELS[][2] = {
 
 /* Events over three shards, ~20% late, with labels; `texts` keeps the
  * payloads alive. Appended in batches of 50. */
-static evlist fill(tdm_store *s, size_t n, uint64_t seed, char (*texts)[40])
+static tst_evlist fill(tdm_store *s, size_t n, uint64_t seed, char (*texts)[40])
 {
 	tst_rng rng;
 	tst_rng_seed(&rng, seed);
-	evlist model = {0};
+	tst_evlist model = {0};
 	tdm_event batch[50];
 	size_t nb = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -161,7 +76,7 @@ static evlist fill(tdm_store *s, size_t n, uint64_t seed, char (*texts)[40])
 		tdm_event e = {ts, (uint32_t)tst_rng_range(&rng, 4), 0,
 		               LABELS[i % 3], 2, texts[i], strlen(texts[i])};
 		batch[nb++] = e;
-		evlist_add(&model, &e);
+		tst_evlist_add(&model, &e);
 		if (nb == 50) {
 			ck_assert_int_eq(tdm_append(NULL, NULL, s, batch, nb), 0);
 			nb = 0;
@@ -178,13 +93,6 @@ static void shard_path(char *out, size_t cap, const char *dir, int64_t shard,
 	snprintf(out, cap, "%s/shards/%020" PRId64 ".%s", dir, shard, ext);
 }
 
-static off_t size_of(const char *path)
-{
-	struct stat st;
-	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
-	return st.st_size;
-}
-
 static void append_bytes(const char *path, const void *buf, size_t n)
 {
 	int fd = open(path, O_WRONLY | O_APPEND);
@@ -198,7 +106,7 @@ static void last_record(const char *path, off_t *off, uint32_t *len)
 {
 	int fd = open(path, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
-	off_t size = size_of(path), pos = 64;
+	off_t size = tst_file_size(path), pos = 64;
 	ck_assert_int_gt(size, 64);
 	for (;;) {
 		uint8_t h[4];
@@ -252,8 +160,8 @@ static void write_text(const char *path, const char *text)
  * to a batch that never committed and are cut. */
 static void lost_commits_case(int other_boot)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event a = {T0 + 1, 1, 0, NULL, 0, "first", 5};
 	tdm_event b = {T0 + 2, 2, 0, NULL, 0, "second", 6};
 	ck_assert_int_eq(tdm_append(NULL, NULL, s, &a, 1), 0);
@@ -264,7 +172,7 @@ static void lost_commits_case(int other_boot)
 	snprintf(unsynced, sizeof unsynced, "%s/UNSYNCED", dir);
 	copy_file(data, saved);
 
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	ck_assert_int_eq(tdm_append(NULL, NULL, s, &b, 1), 0);
 	ck_assert_int_eq(tdm_store_close(s), 0);
 	struct stat st;
@@ -274,13 +182,13 @@ static void lost_commits_case(int other_boot)
 	unlink(saved);
 	if (other_boot)
 		write_text(unsynced, "00000000-0000-0000-0000-000000000000");
-	s = open_store(dir, TDM_OPEN_READONLY);
-	evlist got = read_all(s);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	tst_evlist got = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_uint_eq(got.n, other_boot ? 2 : 1);
-	verify_clean(s);
-	evlist_free(&got);
+	tst_verify_clean(s);
+	tst_evlist_free(&got);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 
 START_TEST(test_power_loss_rebuilds_index)
@@ -299,7 +207,7 @@ END_TEST
  * leaves no UNSYNCED behind. */
 START_TEST(test_unsynced_marker_life)
 {
-	char *dir = new_store();
+	char *dir = tst_store_new(SHARD, GRACE, 256);
 	char unsynced[4200];
 	snprintf(unsynced, sizeof unsynced, "%s/UNSYNCED", dir);
 	struct stat st;
@@ -313,7 +221,7 @@ START_TEST(test_unsynced_marker_life)
 	ck_assert_int_eq(tdm_store_open(&s, dir, &oo), 0);
 	ck_assert_int_ne(stat(unsynced, &st), 0);
 	ck_assert_int_eq(tdm_store_close(s), 0);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -321,29 +229,29 @@ END_TEST
 
 static void rebuild_case(unsigned first_open_flags)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	static char texts[3000][40];
-	evlist model = fill(s, 3000, 11, texts);
-	evlist before = read_all(s);
+	tst_evlist model = fill(s, 3000, 11, texts);
+	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	tdm_stat st0 = stat_of(s);
 	ck_assert_uint_eq(st0.shards, 3);
 	ck_assert_uint_gt(st0.late_events, 100);
 	ck_assert_uint_gt(st0.index_entries, 3);
-	verify_clean(s);
+	tst_verify_clean(s);
 	ck_assert_int_eq(tdm_store_close(s), 0);
 
 	rm_index(dir);
-	s = open_store(dir, first_open_flags);
-	evlist after = read_all(s);
+	s = tst_store_open(dir, first_open_flags, TDM_DURABILITY_NONE);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	same_events(&before, &after);
 	tdm_stat st1 = stat_of(s);
 	same_stat(&st0, &st1);
-	verify_clean(s);
-	evlist_free(&after);
+	tst_verify_clean(s);
+	tst_evlist_free(&after);
 	if (first_open_flags) {
 		tdm_store_close(s);
-		s = open_store(dir, 0);
+		s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	}
 
 	/* Dedupe still knows every stored event, main and recon. */
@@ -363,16 +271,16 @@ static void rebuild_case(unsigned first_open_flags)
 	tdm_stat st2 = stat_of(s);
 	ck_assert_uint_eq(st2.last_seq, st0.last_seq + 1);
 	ck_assert_uint_eq(st2.events, st0.events + 1);
-	after = read_all(s);
+	after = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_uint_eq(after.n, before.n + 1);
 	ck_assert_uint_eq(after.a[after.n - 1]->seq, st0.last_seq + 1);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
 
-	evlist_free(&after);
-	evlist_free(&before);
-	evlist_free(&model);
-	drop(dir);
+	tst_evlist_free(&after);
+	tst_evlist_free(&before);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 
 START_TEST(test_rebuild_index)
@@ -391,27 +299,27 @@ END_TEST
 /* Only the LMDB data file lost (lock file left). */
 START_TEST(test_rebuild_data_file_lost)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	static char texts[500][40];
-	evlist model = fill(s, 500, 3, texts);
-	evlist before = read_all(s);
+	tst_evlist model = fill(s, 500, 3, texts);
+	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	tdm_stat st0 = stat_of(s);
 	tdm_store_close(s);
 	char p[4200];
 	snprintf(p, sizeof p, "%s/index/data.mdb", dir);
 	ck_assert_int_eq(unlink(p), 0);
-	s = open_store(dir, 0);
-	evlist after = read_all(s);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	same_events(&before, &after);
 	tdm_stat st1 = stat_of(s);
 	same_stat(&st0, &st1);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	evlist_free(&after);
-	evlist_free(&before);
-	evlist_free(&model);
-	drop(dir);
+	tst_evlist_free(&after);
+	tst_evlist_free(&before);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -419,17 +327,17 @@ END_TEST
 
 static void torn_tail_case(const char *ext, int kind, unsigned open_flags)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	static char texts[1500][40];
-	evlist model = fill(s, 1500, 21, texts);
-	evlist before = read_all(s);
+	tst_evlist model = fill(s, 1500, 21, texts);
+	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	tdm_stat st0 = stat_of(s);
 	tdm_store_close(s);
 
 	char path[4200];
 	shard_path(path, sizeof path, dir, T0 / SHARD + 1, ext);
-	off_t size = size_of(path);
+	off_t size = tst_file_size(path);
 	off_t last;
 	uint32_t len;
 	last_record(path, &last, &len);
@@ -453,41 +361,41 @@ static void torn_tail_case(const char *ext, int kind, unsigned open_flags)
 		buf[0] = 200;
 		append_bytes(path, buf, 40);
 	}
-	ck_assert_int_gt(size_of(path), size);
+	ck_assert_int_gt(tst_file_size(path), size);
 
-	s = open_store(dir, open_flags);
-	ck_assert_msg(size_of(path) == size, "%s: %lld bytes after reopen, want %lld", ext,
-	              (long long)size_of(path), (long long)size);
-	evlist after = read_all(s);
+	s = tst_store_open(dir, open_flags, TDM_DURABILITY_NONE);
+	ck_assert_msg(tst_file_size(path) == size, "%s: %lld bytes after reopen, want %lld", ext,
+	              (long long)tst_file_size(path), (long long)size);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	same_events(&before, &after);
 	tdm_stat st1 = stat_of(s);
 	same_stat(&st0, &st1);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
 
 	/* A writer afterwards appends right after the sound records. */
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event e[] = {{T0 + SHARD + 9 * SEC + 999, 1, 0, NULL, 0, "new", 3},
 	                 {T0 + SHARD, 1, 0, NULL, 0, "new late", 8}};
 	tdm_append_result res;
 	ck_assert_int_eq(tdm_append(&res, NULL, s, e, 2), 0);
 	ck_assert_uint_eq(res.appended, 2);
 	ck_assert_uint_eq(res.late, 1);
-	evlist_free(&after);
-	after = read_all(s);
+	tst_evlist_free(&after);
+	after = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_uint_eq(after.n, before.n + 2);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	s = open_store(dir, TDM_OPEN_READONLY);
-	evlist again = read_all(s);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	tst_evlist again = tst_read_all(s, 0, INT64_MAX);
 	same_events(&after, &again);
 	tdm_store_close(s);
 
-	evlist_free(&again);
-	evlist_free(&after);
-	evlist_free(&before);
-	evlist_free(&model);
-	drop(dir);
+	tst_evlist_free(&again);
+	tst_evlist_free(&after);
+	tst_evlist_free(&before);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 
 START_TEST(test_garbage_tail_main)
@@ -531,11 +439,11 @@ END_TEST
 
 static void truncated_case(int and_index_lost)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	static char texts[1500][40];
-	evlist model = fill(s, 1500, 31, texts);
-	evlist before = read_all(s);
+	tst_evlist model = fill(s, 1500, 31, texts);
+	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	tdm_stat st0 = stat_of(s);
 	tdm_store_close(s);
 
@@ -555,9 +463,9 @@ static void truncated_case(int and_index_lost)
 	if (and_index_lost)
 		rm_index(dir);
 
-	s = open_store(dir, 0);
-	ck_assert_int_eq(size_of(path), last);
-	evlist after = read_all(s);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	ck_assert_int_eq(tst_file_size(path), last);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_uint_eq(after.n, before.n - 1);
 	/* Every other record is there, with its seq. */
 	size_t j = 0, missing = 0, k = 0;
@@ -575,7 +483,7 @@ static void truncated_case(int and_index_lost)
 	tdm_stat st1 = stat_of(s);
 	ck_assert_uint_eq(st1.events, st0.events - 1);
 	ck_assert_uint_eq(st1.shards, st0.shards);
-	verify_clean(s);
+	tst_verify_clean(s);
 
 	/* The lost event can be stored again; seq stays above the old max. */
 	tdm_append_result res;
@@ -589,13 +497,13 @@ static void truncated_case(int and_index_lost)
 	else
 		ck_assert_uint_gt(st2.last_seq, st1.last_seq);
 	ck_assert_uint_eq(st2.events, st0.events);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
 
-	evlist_free(&after);
-	evlist_free(&before);
-	evlist_free(&model);
-	drop(dir);
+	tst_evlist_free(&after);
+	tst_evlist_free(&before);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 
 START_TEST(test_truncated_last_record)
@@ -613,11 +521,11 @@ END_TEST
 /* The files of a shard deleted: its events and entries are gone. */
 START_TEST(test_shard_files_deleted)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	static char texts[900][40];
-	evlist model = fill(s, 900, 41, texts);
-	evlist before = read_all(s);
+	tst_evlist model = fill(s, 900, 41, texts);
+	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	tdm_store_close(s);
 	char path[4200];
 	size_t gone = 0;
@@ -627,19 +535,19 @@ START_TEST(test_shard_files_deleted)
 	ck_assert_int_eq(unlink(path), 0);
 	shard_path(path, sizeof path, dir, T0 / SHARD + 1, "recon");
 	unlink(path);
-	s = open_store(dir, 0);
-	evlist after = read_all(s);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_uint_eq(after.n, before.n - gone);
 	for (size_t i = 0; i < after.n; i++)
 		ck_assert_int_ne(after.a[i]->ts / SHARD, T0 / SHARD + 1);
 	tdm_stat st = stat_of(s);
 	ck_assert_uint_eq(st.shards, 2);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	evlist_free(&after);
-	evlist_free(&before);
-	evlist_free(&model);
-	drop(dir);
+	tst_evlist_free(&after);
+	tst_evlist_free(&before);
+	tst_evlist_free(&model);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 

@@ -31,17 +31,6 @@ static off_t size_of(const char *path)
 	return st.st_size;
 }
 
-static tdm_store *open_ok(const char *dir, unsigned flags)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.flags = flags;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
-
 static void options_eq(const tdm_store *s, int64_t shard, int64_t grace,
                        uint32_t interval)
 {
@@ -62,12 +51,6 @@ static tdm_options opts(int64_t shard, int64_t grace, uint32_t interval)
 	return o;
 }
 
-static void drop(char *dir)
-{
-	tst_rmtree(dir);
-	free(dir);
-}
-
 START_TEST(test_create_defaults)
 {
 	char *dir = tst_tmpdir();
@@ -77,7 +60,7 @@ START_TEST(test_create_defaults)
 	ck_assert_int_eq(size_of(p), 64);
 	path_in(p, sizeof p, dir, "shards");
 	ck_assert_int_ge(size_of(p), 0);
-	tdm_store *s = open_ok(dir, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	options_eq(s, 3600 * SEC, 60 * SEC, 4096);
 	path_in(p, sizeof p, dir, "LOCK");
 	ck_assert_int_gt(size_of(p), 0);
@@ -93,17 +76,17 @@ START_TEST(test_create_defaults)
 	ck_assert_int_eq(tdm_store_create(dir, &init), 0);
 	tdm_options spelled = opts(3600 * SEC, 60 * SEC, 4096);
 	ck_assert_int_eq(tdm_store_create(dir, &spelled), 0);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 
 	/* A directory that does not exist yet is made. */
 	dir = tst_tmpdir();
 	char sub[4200];
 	path_in(sub, sizeof sub, dir, "new-store");
 	ck_assert_int_eq(tdm_store_create(sub, NULL), 0);
-	s = open_ok(sub, 0);
+	s = tst_store_open(sub, 0, TDM_DURABILITY_INTERVAL);
 	options_eq(s, 3600 * SEC, 60 * SEC, 4096);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -112,7 +95,7 @@ START_TEST(test_create_options)
 	char *dir = tst_tmpdir();
 	tdm_options o = opts(10 * SEC, 2 * SEC, 512);
 	ck_assert_int_eq(tdm_store_create(dir, &o), 0);
-	tdm_store *s = open_ok(dir, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	options_eq(s, 10 * SEC, 2 * SEC, 512);
 	tdm_store_close(s);
 
@@ -131,7 +114,7 @@ START_TEST(test_create_options)
 		              tdm_error_message());
 	}
 	ck_assert_int_eq(tdm_store_create(dir, NULL), TDM_EMISMATCH);
-	s = open_ok(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	options_eq(s, 10 * SEC, 2 * SEC, 512);
 	/* It works with them: 2 s grace, 10 s shards. */
 	tdm_event e[] = {{T0 + 5 * SEC, 1, 0, NULL, 0, "a", 1},
@@ -157,10 +140,10 @@ START_TEST(test_create_options)
 		char *d2 = tst_tmpdir();
 		ck_assert_msg(tdm_store_create(d2, &edge[i]) == 0, "edge options %zu: %s", i,
 		              tdm_error_message());
-		s = open_ok(d2, TDM_OPEN_READONLY);
+		s = tst_store_open(d2, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 		options_eq(s, edge[i].shard_duration_ns, edge[i].grace_ns, edge[i].index_interval);
 		tdm_store_close(s);
-		drop(d2);
+		tst_tmpdir_drop(d2);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char *d2 = tst_tmpdir();
@@ -169,9 +152,9 @@ START_TEST(test_create_options)
 		char p[4200];
 		path_in(p, sizeof p, d2, "STORE");
 		ck_assert_int_eq(size_of(p), -1);
-		drop(d2);
+		tst_tmpdir_drop(d2);
 	}
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -204,8 +187,8 @@ START_TEST(test_create_in_the_way)
 	/* A regular file where the directory should be. */
 	path_in(p, sizeof p, dir, "notes.txt");
 	ck_assert_int_ne(tdm_store_create(p, NULL), 0);
-	drop(d2);
-	drop(dir);
+	tst_tmpdir_drop(d2);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -230,7 +213,7 @@ START_TEST(test_open_missing)
 	ck_assert_int_eq(size_of(p), -1);
 	path_in(p, sizeof p, dir, "nothing-here");
 	ck_assert_int_eq(size_of(p), -1);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -238,7 +221,7 @@ START_TEST(test_lock)
 {
 	char *dir = tst_tmpdir();
 	ck_assert_int_eq(tdm_store_create(dir, NULL), 0);
-	tdm_store *w = open_ok(dir, 0);
+	tdm_store *w = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_store *w2 = NULL;
 	int r = tdm_store_open(&w2, dir, NULL);
 	ck_assert_msg(r == TDM_ELOCKED, "second writer: %d (%s)", r, tdm_error_message());
@@ -251,7 +234,7 @@ START_TEST(test_lock)
 	/* A reader opens beside the writer, sees its commits, cannot write. */
 	tdm_event e = {T0, 1, 0, NULL, 0, "x", 1};
 	ck_assert_int_eq(tdm_append(NULL, NULL, w, &e, 1), 0);
-	tdm_store *rd = open_ok(dir, TDM_OPEN_READONLY);
+	tdm_store *rd = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	tdm_append_result res;
 	memset(&res, 0xff, sizeof res);
 	r = tdm_append(&res, NULL, rd, &e, 1);
@@ -272,24 +255,24 @@ START_TEST(test_lock)
 	ck_assert_int_eq(n, 2);
 	tdm_iter_close(it);
 	/* Another reader, and still no second writer. */
-	tdm_store *rd2 = open_ok(dir, TDM_OPEN_READONLY);
+	tdm_store *rd2 = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	ck_assert_int_eq(tdm_store_open(&w2, dir, NULL), TDM_ELOCKED);
 	tdm_store_close(rd2);
 	tdm_store_close(rd);
 
 	/* Closing the writer frees the lock. */
 	ck_assert_int_eq(tdm_store_close(w), 0);
-	w = open_ok(dir, 0);
+	w = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	ck_assert_int_eq(tdm_stat_get(&st, w), 0);
 	ck_assert_uint_eq(st.events, 2);
 	tdm_store_close(w);
 
 	/* A reader alone leaves the lock free. */
-	rd = open_ok(dir, TDM_OPEN_READONLY);
-	w = open_ok(dir, 0);
+	rd = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
+	w = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_store_close(w);
 	tdm_store_close(rd);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -327,9 +310,9 @@ START_TEST(test_lock_other_process)
 	ck_assert_msg(r == TDM_ELOCKED, "open while another process writes: %d", r);
 	ck_assert_msg(has_pid, "message '%s' lacks '%s'", msg, want);
 	/* It exited: the lock is free. */
-	s = open_ok(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -337,7 +320,7 @@ START_TEST(test_corrupt_header)
 {
 	char *dir = tst_tmpdir();
 	ck_assert_int_eq(tdm_store_create(dir, NULL), 0);
-	tdm_store *s = open_ok(dir, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_event e = {T0, 1, 0, NULL, 0, "x", 1};
 	ck_assert_int_eq(tdm_append(NULL, NULL, s, &e, 1), 0);
 	tdm_store_close(s);
@@ -371,12 +354,12 @@ START_TEST(test_corrupt_header)
 	ck_assert_int_eq(tdm_store_open(&s, dir, NULL), TDM_ECORRUPT);
 	ck_assert_int_eq(pwrite(fd, orig, 64, 0), 64);
 	close(fd);
-	s = open_ok(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tdm_stat st;
 	ck_assert_int_eq(tdm_stat_get(&st, s), 0);
 	ck_assert_uint_eq(st.events, 1);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 

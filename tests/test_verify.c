@@ -24,35 +24,6 @@
 #define N_MAIN 120
 #define N_RECON 40
 
-static char *new_store(void)
-{
-	char *dir = tst_tmpdir();
-	tdm_options o = TDM_OPTIONS_INIT;
-	o.shard_duration_ns = SHARD;
-	o.grace_ns = GRACE;
-	o.index_interval = 256;
-	int r = tdm_store_create(dir, &o);
-	ck_assert_msg(r == 0, "create: %s", tdm_error_message());
-	return dir;
-}
-
-static tdm_store *open_store(const char *dir, unsigned flags)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.flags = flags;
-	oo.durability = TDM_DURABILITY_NONE;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	return s;
-}
-
-static void drop(char *dir)
-{
-	tst_rmtree(dir);
-	free(dir);
-}
-
 /* Problems seen by the callback. */
 typedef struct seen {
 	uint64_t n;
@@ -146,19 +117,19 @@ static void flip(const char *dir, const char *rel, off_t off)
 
 START_TEST(test_sound)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	expect_clean(s); /* empty */
 	fill(s);
 	expect_clean(s);
 	tdm_store_close(s);
-	s = open_store(dir, TDM_OPEN_READONLY);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
 	expect_clean(s);
 	tdm_store_close(s);
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	expect_clean(s);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -176,8 +147,8 @@ static const struct {
 START_TEST(test_flipped_byte)
 {
 	int field = _i % N_FIELDS, recon = _i / N_FIELDS;
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	fill(s);
 	expect_clean(s);
 	tdm_store_close(s);
@@ -191,7 +162,7 @@ START_TEST(test_flipped_byte)
 	flip(dir, rel, at);
 
 	for (int ro = 0; ro < 2; ro++) {
-		s = open_store(dir, ro ? TDM_OPEN_READONLY : 0);
+		s = tst_store_open(dir, ro ? TDM_OPEN_READONLY : 0, TDM_DURABILITY_NONE);
 		seen v = run_verify(s);
 		ck_assert_msg(v.n >= 1, "%s byte of %s record %d flipped: no problem found",
 		              FIELDS[field].name, rel, k);
@@ -205,17 +176,17 @@ START_TEST(test_flipped_byte)
 	}
 	/* A flip back makes it sound again. */
 	flip(dir, rel, at);
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	expect_clean(s);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_index_deleted)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	fill(s);
 	tdm_stat st0;
 	ck_assert_int_eq(tdm_stat_get(&st0, s), 0);
@@ -223,7 +194,7 @@ START_TEST(test_index_deleted)
 	char p[4200];
 	snprintf(p, sizeof p, "%s/index", dir);
 	tst_rmtree(p);
-	s = open_store(dir, 0);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	expect_clean(s);
 	tdm_stat st1;
 	ck_assert_int_eq(tdm_stat_get(&st1, s), 0);
@@ -232,10 +203,10 @@ START_TEST(test_index_deleted)
 	tdm_store_close(s);
 	/* The same for a reader rebuilding it. */
 	tst_rmtree(p);
-	s = open_store(dir, TDM_OPEN_READONLY);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
 	expect_clean(s);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -243,8 +214,8 @@ END_TEST
  * record that cannot be there) is reported too. */
 START_TEST(test_grace_violation)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir, 0);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	fill(s);
 	tdm_store_close(s);
 	/* Swap the last regular main record with the far-ahead one: both sound,
@@ -264,12 +235,12 @@ START_TEST(test_grace_violation)
 	ck_assert_int_eq(pwrite(fd, b, REC, oa), REC);
 	ck_assert_int_eq(pwrite(fd, c, REC, ob), REC);
 	close(fd);
-	s = open_store(dir, TDM_OPEN_READONLY);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
 	seen v = run_verify(s);
 	ck_assert_uint_ge(v.n, 1);
 	ck_assert_str_eq(v.file, rel);
 	tdm_store_close(s);
-	drop(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 

@@ -23,34 +23,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static char *new_store(void)
-{
-	char *dir = tst_tmpdir();
-	tdm_options o = TDM_OPTIONS_INIT;
-	o.shard_duration_ns = SHARD;
-	o.grace_ns = GRACE;
-	o.index_interval = 256;
-	int r = tdm_store_create(dir, &o);
-	ck_assert_msg(r == 0, "create %s: %d %s", dir, r, tdm_error_message());
-	return dir;
-}
-
-static tdm_store *open_store(const char *dir)
-{
-	tdm_open_options oo = TDM_OPEN_OPTIONS_INIT;
-	oo.durability = TDM_DURABILITY_NONE;
-	tdm_store *s = NULL;
-	int r = tdm_store_open(&s, dir, &oo);
-	ck_assert_msg(r == 0, "open %s: %d %s", dir, r, tdm_error_message());
-	return s;
-}
-
-static void drop_store(char *dir)
-{
-	tst_rmtree(dir);
-	free(dir);
-}
-
 static tdm_event ev_at(int64_t ts, uint32_t id, const char *payload)
 {
 	tdm_event e = {ts, id, 0, NULL, 0, payload, strlen(payload)};
@@ -121,30 +93,12 @@ static uint64_t stat_events(tdm_store *s, uint64_t *late)
 	return st.events;
 }
 
-static void print_problem(void *ctx, const tdm_problem *p)
-{
-	char *first = ctx;
-	if (!first[0])
-		snprintf(first, 512, "%s offset %lld: %s", p->file, (long long)p->offset,
-		         p->what);
-}
-
-static void verify_clean(tdm_store *s)
-{
-	uint64_t problems = 99;
-	char first[512] = "";
-	int r = tdm_verify(&problems, s, print_problem, first);
-	ck_assert_msg(r == 0, "verify: %s", tdm_error_message());
-	ck_assert_msg(problems == 0, "verify: %" PRIu64 " problems, first: %s", problems,
-	              first);
-}
-
 /* ---- outcomes -------------------------------------------------------------- */
 
 START_TEST(test_outcomes_per_event)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	/* A fresh shard: the first event sets the watermark, whatever it is. */
 	tdm_event a[] = {ev_at(T0 + 5 * SEC, 1, "a"), ev_at(T0 + SEC, 1, "b"),
 	                 ev_at(T0 + 3 * SEC, 1, "c"), ev_at(T0 + 6 * SEC, 1, "d"),
@@ -169,16 +123,16 @@ START_TEST(test_outcomes_per_event)
 	ck_assert_uint_eq(stat_events(s, &late), 15);
 	ck_assert_uint_eq(late, 6);
 	ck_assert_uint_eq(count_all(s), 15);
-	verify_clean(s);
+	tst_verify_clean(s);
 	ck_assert_int_eq(tdm_store_close(s), 0);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_duplicates_in_batch)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event x = ev_at(T0 + 10 * SEC, 1, "x"), y = ev_at(T0 + 10 * SEC, 2, "x");
 	tdm_event a[] = {x, x, y, x, y};
 	append_expect(s, a, "SDSDD");
@@ -192,9 +146,9 @@ START_TEST(test_duplicates_in_batch)
 	ck_assert_uint_eq(count_copies(s, &x), 1);
 	ck_assert_uint_eq(count_copies(s, &l), 1);
 	ck_assert_uint_eq(stat_events(s, NULL), 4);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -219,8 +173,8 @@ static void fill(tdm_store *s, int64_t from, int64_t to, int64_t step)
 
 START_TEST(test_duplicates_across_reopen)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event x = ev_at(T0 + SEC, 1, "in main, then old");
 	tdm_event x2 = ev_at(T0 + 2 * SEC, 9, "in main, then old, same handle");
 	tdm_event on = ev_at(T0 + 600 * SEC, 1, "on time");
@@ -235,7 +189,7 @@ START_TEST(test_duplicates_across_reopen)
 	append_expect(s, &l, "D");
 	ck_assert_int_eq(tdm_store_close(s), 0);
 
-	s = open_store(dir);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	/* On time, found in the window. */
 	append_expect(s, &on, "D");
 	/* Late by position, stored in recon. */
@@ -252,7 +206,7 @@ START_TEST(test_duplicates_across_reopen)
 	ck_assert_int_eq(tdm_store_close(s), 0);
 
 	/* Once more, with the late ones first in a mixed batch. */
-	s = open_store(dir);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event mix[] = {x, g, l, on, f, ev_at(T0 + 601 * SEC, 1, "new")};
 	append_expect(s, mix, "DDDDDS");
 	ck_assert_uint_eq(count_copies(s, &x), 1);
@@ -261,16 +215,16 @@ START_TEST(test_duplicates_across_reopen)
 	ck_assert_uint_eq(count_copies(s, &on), 1);
 	ck_assert_uint_eq(count_copies(s, &f), 1);
 	ck_assert_uint_eq(count_copies(s, &g), 1);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
 START_TEST(test_not_duplicates)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	const tdm_label l1[] = {{"host", "web-1"}, {"level", "error"}};
 	const tdm_label l1r[] = {{"level", "error"}, {"host", "web-1"}};
 	const tdm_label l2[] = {{"host", "web-1"}, {"level", "warn"}};
@@ -296,15 +250,15 @@ START_TEST(test_not_duplicates)
 	}
 	append_expect(s, f, "LLLLLLLD");
 	ck_assert_int_eq(tdm_store_close(s), 0);
-	s = open_store(dir);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	append_expect(s, f, "DDDDDDDD");
 	append_expect(s, e, "DDDDDDDD");
 	tdm_event g[] = {{ts, 3, 0, l1, 2, "GET /", 5}, {ts - 5 * SEC, 3, 0, l1, 2, "GET /", 5}};
 	append_expect(s, g, "LL");
 	ck_assert_uint_eq(stat_events(s, NULL), 17);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -326,8 +280,8 @@ static uint64_t seq_of(tdm_store *s, const tdm_event *ev)
 
 START_TEST(test_seq_order)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	/* One batch over three shards, interleaved, with a late one and a
 	 * duplicate in it: seqs follow batch order over the stored ones. */
 	tdm_event a[] = {
@@ -354,7 +308,7 @@ START_TEST(test_seq_order)
 	ck_assert_int_eq(tdm_store_close(s), 0);
 
 	/* After a reopen, seq continues. */
-	s = open_store(dir);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	tdm_event c[] = {ev_at(T0 + 3 * SHARD, 1, "f"), ev_at(T0 + 12 * SEC, 1, "g"),
 	                 ev_at(T0 + SEC, 1, "h-late")};
 	append_expect(s, c, "SSL");
@@ -375,9 +329,9 @@ START_TEST(test_seq_order)
 		ck_assert_msg(!seen[ev->seq]++, "seq %" PRIu64 " twice", ev->seq);
 	}
 	tdm_iter_close(it);
-	verify_clean(s);
+	tst_verify_clean(s);
 	tdm_store_close(s);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 END_TEST
 
@@ -475,7 +429,7 @@ static void failed_batch(tdm_event *evs, size_t n, char (*text)[32], int two_sha
 static void check_after_failure(const char *dir, const committed *c,
                                 const tdm_event *lost, size_t n_lost)
 {
-	tdm_store *s = open_store(dir);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	for (size_t i = 0; i < c->n; i++)
 		ck_assert_msg(count_copies(s, &c->evs[i]) == 1,
 		              "committed event %zu is not readable once after the failure", i);
@@ -487,7 +441,7 @@ static void check_after_failure(const char *dir, const committed *c,
 	              " a partial batch", there, n_lost);
 	ck_assert_uint_eq(count_all(s), c->n + there);
 	ck_assert_uint_eq(stat_events(s, NULL), c->n + there);
-	verify_clean(s);
+	tst_verify_clean(s);
 	/* The store works again, and the lost events can be stored. */
 	uint8_t out[64];
 	tdm_append_result res;
@@ -495,14 +449,14 @@ static void check_after_failure(const char *dir, const committed *c,
 	ck_assert_uint_eq(res.appended + res.duplicates, n_lost);
 	ck_assert_uint_eq(res.duplicates, there);
 	ck_assert_uint_eq(count_all(s), c->n + n_lost);
-	verify_clean(s);
+	tst_verify_clean(s);
 	ck_assert_int_eq(tdm_store_close(s), 0);
 }
 
 static void run_fault(enum fault_mode mode, const char *path, int two_shards)
 {
-	char *dir = new_store();
-	tdm_store *s = open_store(dir);
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
 	char text[150][32], ftext[64][32];
 	committed c = store_some(s, two_shards, text);
 	tdm_event lost[40];
@@ -530,7 +484,7 @@ static void run_fault(enum fault_mode mode, const char *path, int two_shards)
 
 	check_after_failure(dir, &c, lost, 40);
 	free(c.evs);
-	drop_store(dir);
+	tst_tmpdir_drop(dir);
 }
 
 START_TEST(test_fault_enospc)
