@@ -223,14 +223,25 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 	return (r = index_meta_put(txn, m)) ? r : 1;
 }
 
-int recover_store(tdm_store *s, int rebuild)
+/* Every shard the index or the shards directory knows, with its state. */
+static int collect_shards(shard_list *l, tdm_store *s, kv_txn *txn)
 {
 	char dir[4200];
 	int r = store_path(dir, sizeof dir, s, SHARDS_DIR);
-	if (r)
+	if (r || (r = index_meta_each(txn, 0, INT64_MAX, list_meta, l)))
 		return r;
+	r = io_list_dir(dir, list_file, l);
+	if (r < 0)
+		return r == -ENOMEM ? tdm_fail(TDM_ENOMEM, "out of memory")
+		                    : tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
+	return 0;
+}
+
+int recover_store(tdm_store *s, int rebuild)
+{
 	shard_list l = {0};
 	kv_txn *txn = NULL;
+	int r;
 	if ((r = kv_reserve(s->kv)) || (r = kv_begin(&txn, s->kv, 1)))
 		goto out;
 	/* An index that was never built from these files (LMDB made a new,
@@ -248,14 +259,8 @@ int recover_store(tdm_store *s, int rebuild)
 		if (r)
 			goto out;
 	}
-	if ((r = index_meta_each(txn, 0, INT64_MAX, list_meta, &l)))
+	if ((r = collect_shards(&l, s, txn)))
 		goto out;
-	r = io_list_dir(dir, list_file, &l);
-	if (r < 0) {
-		r = r == -ENOMEM ? tdm_fail(TDM_ENOMEM, "out of memory")
-		                 : tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
-		goto out;
-	}
 
 	uint64_t next_seq;
 	if ((r = store_next_seq_get(&next_seq, txn)))
@@ -289,27 +294,19 @@ out:
 
 int recover_needed(tdm_store *s)
 {
-	char dir[4200];
-	int r = store_path(dir, sizeof dir, s, SHARDS_DIR);
-	if (r)
-		return r;
 	shard_list l = {0};
 	kv_txn *txn = NULL;
 	kv_val built;
-	if ((r = kv_begin(&txn, s->kv, 0)))
+	int r = kv_begin(&txn, s->kv, 0);
+	if (r)
 		return r;
 	r = kv_get(&built, txn, KV_META, META_BUILT, strlen(META_BUILT));
 	if (r == TDM_ENOTFOUND) {
 		r = 1;
 		goto out;
 	}
-	if (r || (r = index_meta_each(txn, 0, INT64_MAX, list_meta, &l)))
+	if (r || (r = collect_shards(&l, s, txn)))
 		goto out;
-	if ((r = io_list_dir(dir, list_file, &l)) < 0) {
-		r = r == -ENOMEM ? tdm_fail(TDM_ENOMEM, "out of memory")
-		                 : tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
-		goto out;
-	}
 	for (size_t i = 0; i < l.n && !r; i++) {
 		shard_files *f = &l.a[i];
 		uint64_t main_size = 0, recon_size = 0;
