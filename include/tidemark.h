@@ -240,6 +240,57 @@ TDM_EXPORT void tdm_iter_close(tdm_iter *it);
 
 /* ---- Statistics and verification -------------------------------------- */
 
+/* ---- Replica digests (docs/DESIGN.md, "Replica digests") ------------- */
+
+/* Each shard's time range is cut into 16^TDM_DIGEST_LEAF_LEVEL equal
+ * buckets (leaves), under a tree of fan-out TDM_DIGEST_FANOUT: level 0 is
+ * the whole shard. A node's digest is the count of its events and the sum,
+ * modulo 2^64, of their fingerprints: it does not depend on arrival order
+ * or on whether an event was stored on time or late. Two stores with the
+ * same shard duration hold the same events in a node when the digests
+ * agree (up to a 2^-64 chance). The tree is kept at append time. */
+#define TDM_DIGEST_FANOUT 16
+#define TDM_DIGEST_LEAF_LEVEL 4
+
+typedef struct tdm_digest {
+	uint64_t count;
+	uint64_t sum;
+} tdm_digest;
+
+typedef struct tdm_shard_digest {
+	int64_t shard; /* floor(ts / shard duration) */
+	tdm_digest digest;
+} tdm_shard_digest;
+
+/* The fingerprint of an event's identity (ts, id, labels, payload): a
+ * 64-bit XXH3 of its canonical bytes. The event must pass tdm_event_check. */
+TDM_EXPORT uint64_t tdm_event_fingerprint(const tdm_event *ev);
+
+/* The shards holding events with from <= ts < to, in order, each with the
+ * digest of those events. `*out` (NULL when `*n` is 0) is the caller's to
+ * free with free(). */
+TDM_EXPORT int tdm_digest_shards(tdm_shard_digest **out, size_t *n,
+                                 tdm_store *s, int64_t from, int64_t to);
+
+/* The digests of the TDM_DIGEST_FANOUT children of node `node` at `level`
+ * (0 to TDM_DIGEST_LEAF_LEVEL - 1) of `shard`, counting only events with
+ * from <= ts < to. Children of node n at level l are nodes 16n..16n+15 at
+ * level l + 1. TDM_EINVAL for a level or node out of range. */
+TDM_EXPORT int tdm_digest_children(tdm_digest out[TDM_DIGEST_FANOUT],
+                                   tdm_store *s, int64_t shard, unsigned level,
+                                   uint32_t node, int64_t from, int64_t to);
+
+/* Called for each event of a leaf; the event is borrowed for the call.
+ * A nonzero return stops the walk and is returned. */
+typedef int (*tdm_event_fn)(void *ctx, const tdm_event *ev, uint64_t fingerprint);
+
+/* Calls `fn` for each event of leaf `leaf` of `shard` with from <= ts < to,
+ * in storage order (not read order), reading only the bytes the leaf's
+ * digest says hold its events. Damaged records are skipped. */
+TDM_EXPORT int tdm_digest_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf,
+                                      int64_t from, int64_t to, tdm_event_fn fn,
+                                      void *ctx);
+
 typedef struct tdm_stat {
 	uint64_t shards;
 	uint64_t events;        /* stored events, main and recon */

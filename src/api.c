@@ -1,5 +1,6 @@
 /* api.c - every exported function: arguments are checked here, at the
  * boundary; the modules behind trust their callers. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "index.h"
 #include "reader.h"
 #include "record.h"
+#include "replica.h"
 #include "store.h"
 #include "verify.h"
 
@@ -35,6 +37,21 @@ TDM_EXPORT uint32_t tdm_event_content_id(const tdm_event *ev)
 	if (buf != small)
 		free(buf);
 	return id;
+}
+
+TDM_EXPORT uint64_t tdm_event_fingerprint(const tdm_event *ev)
+{
+	if (!ev || rec_event_check(ev))
+		return 0;
+	size_t len = rec_size(ev);
+	uint8_t small[4096], *buf = len <= sizeof small ? small : malloc(len);
+	if (!buf)
+		return 0;
+	rec_encode(buf, ev, 0);
+	uint64_t fp = rec_fingerprint(buf);
+	if (buf != small)
+		free(buf);
+	return fp;
 }
 
 TDM_EXPORT int tdm_store_create(const char *dir, const tdm_options *opts)
@@ -176,6 +193,38 @@ TDM_EXPORT int tdm_stat_get(tdm_stat *out, tdm_store *s)
 	kv_abort(txn);
 	out->bytes += kv_disk_bytes(s->kv) + 64; /* the STORE header */
 	return r;
+}
+
+TDM_EXPORT int tdm_digest_shards(tdm_shard_digest **out, size_t *n, tdm_store *s,
+                                 int64_t from, int64_t to)
+{
+	if (!out || !n || !s)
+		return tdm_fail(TDM_EINVAL, "tdm_digest_shards: NULL argument");
+	return replica_shards(out, n, s, from, to);
+}
+
+TDM_EXPORT int tdm_digest_children(tdm_digest out[TDM_DIGEST_FANOUT], tdm_store *s,
+                                   int64_t shard, unsigned level, uint32_t node,
+                                   int64_t from, int64_t to)
+{
+	if (!out || !s)
+		return tdm_fail(TDM_EINVAL, "tdm_digest_children: NULL argument");
+	if (level >= TDM_DIGEST_LEAF_LEVEL || shard < 0 ||
+	    (uint64_t)node >> (4 * level))
+		return tdm_fail(TDM_EINVAL, "no digest node %" PRIu32 " at level %u",
+		                node, level);
+	return replica_children(out, s, shard, level, node, from, to);
+}
+
+TDM_EXPORT int tdm_digest_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf,
+                                      int64_t from, int64_t to, tdm_event_fn fn,
+                                      void *ctx)
+{
+	if (!s || !fn)
+		return tdm_fail(TDM_EINVAL, "tdm_digest_leaf_events: NULL argument");
+	if (shard < 0 || leaf >= (1u << (4 * TDM_DIGEST_LEAF_LEVEL)))
+		return tdm_fail(TDM_EINVAL, "no digest leaf %" PRIu32, leaf);
+	return replica_leaf_events(s, shard, leaf, from, to, fn, ctx);
 }
 
 TDM_EXPORT int tdm_verify(uint64_t *problems, tdm_store *s, tdm_problem_cb cb,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "error.h"
 #include "index.h"
 #include "io.h"
@@ -93,7 +94,8 @@ static int cut_file(int fd, const char *name, uint64_t size, uint64_t keep)
  * state is gone. An unsound record followed by sound ones is damage: it is
  * stepped over (verify reports it). An unsound stretch running to the end
  * of the file is a torn tail and is cut off. */
-static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind)
+static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta *m,
+                      shard_kind kind)
 {
 	char name[64], path[4200];
 	shard_relname(name, sizeof name, m->shard, kind);
@@ -121,6 +123,11 @@ static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind)
 			                    index_put_txn, txn);
 		else
 			index_note_recon(m, off, rec.len, rec.ts);
+		if (!r)
+			r = digest_acc_note(digests, m->shard,
+			                    digest_leaf_of(s->opts.shard_duration_ns, m->shard, rec.ts),
+			                    kind == SHARD_MAIN ? DIGEST_MAIN : DIGEST_RECON, off,
+			                    rec.len, rec_fingerprint(rec.bytes));
 		if (r)
 			break;
 		if (rec.seq > m->max_seq)
@@ -136,6 +143,13 @@ static int index_file(tdm_store *s, kv_txn *txn, shard_meta *m, shard_kind kind)
 		m->recon_len = sound_end;
 	io_close(fd);
 	return r < 0 ? r : 0;
+}
+
+/* Deletes what is derived from a shard's files, but its state row. */
+static int derived_del(kv_txn *txn, int64_t shard)
+{
+	int r = index_entries_del(txn, shard);
+	return r ? r : digest_del_shard(txn, shard);
 }
 
 /* Cuts a file back to its committed length: what lies past it belongs to a
@@ -175,13 +189,14 @@ static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *siz
 
 /* 0 when the shard's state already agrees with its files, 1 when it was
  * brought up to date, or an error. */
-static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
+static int recover_shard(tdm_store *s, kv_txn *txn, digest_acc *digests,
+                         shard_files *f, int rebuild)
 {
 	int has_main = f->kinds & (1u << SHARD_MAIN);
 	int has_recon = f->kinds & (1u << SHARD_RECON);
 	if (!has_main && !has_recon) {
 		/* The files are gone: so are their events. */
-		int r = index_entries_del(txn, f->shard);
+		int r = derived_del(txn, f->shard);
 		return r ? r : (r = index_meta_del(txn, f->shard)) ? r : 1;
 	}
 	uint64_t main_size = 0, recon_size = 0;
@@ -214,12 +229,15 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 		return 0;
 	}
 	/* The files lost committed bytes, or the state is gone: index anew. */
-	if ((r = index_entries_del(txn, f->shard)))
+	if ((r = derived_del(txn, f->shard)))
 		return r;
 	index_meta_init(m, f->shard);
-	if ((r = index_file(s, txn, m, SHARD_MAIN)) ||
-	    (has_recon && (r = index_file(s, txn, m, SHARD_RECON))))
+	if ((r = index_file(s, txn, digests, m, SHARD_MAIN)) ||
+	    (has_recon && (r = index_file(s, txn, digests, m, SHARD_RECON))) ||
+	    (r = digest_acc_flush(digests, txn))) {
+		digest_acc_reset(digests);
 		return r;
+	}
 	return (r = index_meta_put(txn, m)) ? r : 1;
 }
 
@@ -241,8 +259,10 @@ int recover_store(tdm_store *s, int rebuild)
 {
 	shard_list l = {0};
 	kv_txn *txn = NULL;
+	digest_acc *digests = NULL;
 	int r;
-	if ((r = kv_reserve(s->kv)) || (r = kv_begin(&txn, s->kv, 1)))
+	if ((r = digest_acc_new(&digests)) || (r = kv_reserve(s->kv)) ||
+	    (r = kv_begin(&txn, s->kv, 1)))
 		goto out;
 	/* An index that was never built from these files (LMDB made a new,
 	 * empty one where data.mdb was lost) knows nothing: it must not be
@@ -267,7 +287,7 @@ int recover_store(tdm_store *s, int rebuild)
 		goto out;
 	int changed = rebuild;
 	for (size_t i = 0; i < l.n; i++) {
-		if ((r = recover_shard(s, txn, &l.a[i], rebuild)) < 0)
+		if ((r = recover_shard(s, txn, digests, &l.a[i], rebuild)) < 0)
 			goto out;
 		changed |= r;
 		r = 0;
@@ -288,6 +308,7 @@ int recover_store(tdm_store *s, int rebuild)
 		r = kv_sync(s->kv);
 out:
 	kv_abort(txn);
+	digest_acc_free(digests);
 	free(l.a);
 	return r;
 }

@@ -63,7 +63,10 @@ void writer_close(struct writer *w);
 
 /* KV_META keys. */
 #define META_NEXT_SEQ "next_seq"
-#define META_BUILT "built" /* present once the index was built from the files */
+/* Present once the index was built from the files. Its name changes with
+ * what the index holds (v2: replica digests), so that an older index is
+ * rebuilt on open. */
+#define META_BUILT "built.v2"
 int store_next_seq_get(uint64_t *out, kv_txn *txn);
 int store_next_seq_put(kv_txn *txn, uint64_t next);
 

@@ -1,7 +1,8 @@
 /* verify.c - read every committed byte and check it against what the index
  * says: record checksums and labels, shard ranges, the grace invariant of
  * main files (I1), the late rule of recon files, counts, lengths and every
- * sparse index entry (recomputed from the records and compared). */
+ * sparse index entry and replica digest (recomputed from the records and
+ * compared), and that each record lies in a span of its digest leaf. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "digest.h"
 #include "error.h"
 #include "index.h"
 #include "io.h"
@@ -26,6 +28,13 @@ typedef struct vctx {
 	/* entries recomputed for the shard being checked */
 	index_entry *entries;
 	size_t n_entries, cap_entries;
+	/* digests recomputed for the shard, and stored leaves looked up */
+	digest_acc *digests;
+	struct cached_leaf {
+		int valid;
+		uint32_t leaf;
+		digest_leaf l;
+	} leaves[64];
 } vctx;
 
 static void problem(vctx *v, const char *file, int64_t offset, const char *fmt, ...)
@@ -93,6 +102,47 @@ static int compare_entry(void *ctx, const index_entry *e)
 	return 0;
 }
 
+/* Notes a record into the recomputed digests and checks that its stored
+ * leaf says where it is. */
+static int check_digest(vctx *v, const char *name, int64_t shard, shard_kind kind,
+                        const rec_view *rec, uint64_t off)
+{
+	uint32_t leaf = digest_leaf_of(v->s->opts.shard_duration_ns, shard, rec->ts);
+	int dk = kind == SHARD_MAIN ? DIGEST_MAIN : DIGEST_RECON;
+	int r = digest_acc_note(v->digests, shard, leaf, dk, off, rec->len,
+	                        rec_fingerprint(rec->bytes));
+	if (r)
+		return r;
+	struct cached_leaf *c = &v->leaves[leaf % 64];
+	if (!c->valid || c->leaf != leaf) {
+		if (digest_leaf_get(&c->l, v->txn, shard, leaf))
+			return 0; /* a malformed row: check_shard reports it */
+		c->valid = 1;
+		c->leaf = leaf;
+	}
+	if (!digest_leaf_covers(&c->l, dk, off, rec->len))
+		problem(v, name, (int64_t)off, "record is outside the spans of its digest leaf %" PRIu32,
+		        leaf);
+	return 0;
+}
+
+typedef struct digest_cmp {
+	vctx *v;
+	const char *name;
+} digest_cmp;
+
+static void digest_differs(void *ctx, unsigned level, uint32_t node,
+                           const tdm_digest *have, const tdm_digest *want)
+{
+	digest_cmp *c = ctx;
+	if (!have)
+		problem(c->v, c->name, -1, "digest row %u/%" PRIu32 " is malformed", level, node);
+	else
+		problem(c->v, c->name, -1, "digest %u/%" PRIu32 " holds %" PRIu64
+		        " events (sum %016" PRIx64 "), the files %" PRIu64 " (sum %016" PRIx64 ")",
+		        level, node, have->count, have->sum, want->count, want->sum);
+}
+
 /* Scans one file over its committed length, reporting every unsound
  * record, and accounts the sound ones into `m` (a fresh state). */
 static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
@@ -150,6 +200,8 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		} else {
 			index_note_recon(m, off, rec.len, rec.ts);
 		}
+		if ((r = check_digest(v, name, have->shard, kind, &rec, off)))
+			break;
 	}
 	scan_free(&sc);
 	io_close(fd);
@@ -161,6 +213,9 @@ static int check_shard(vctx *v, const shard_meta *have)
 	shard_meta m;
 	index_meta_init(&m, have->shard);
 	v->n_entries = 0;
+	digest_acc_reset(v->digests);
+	for (size_t i = 0; i < 64; i++)
+		v->leaves[i].valid = 0;
 	char name[64];
 	shard_relname(name, sizeof name, have->shard, SHARD_MAIN);
 	int r = check_file(v, have, &m, SHARD_MAIN);
@@ -182,7 +237,8 @@ static int check_shard(vctx *v, const shard_meta *have)
 	if (c.i < v->n_entries)
 		problem(v, name, (int64_t)v->entries[c.i].off,
 		        "%zu blocks have no index entry", v->n_entries - c.i);
-	return 0;
+	digest_cmp dc = {v, name};
+	return digest_check(v->txn, v->digests, have->shard, digest_differs, &dc);
 }
 
 static int check_meta(void *ctx, const shard_meta *m)
@@ -211,22 +267,30 @@ static int check_listed(void *ctx, const char *name)
 
 int verify_store(uint64_t *problems, tdm_store *s, tdm_problem_cb cb, void *ctx)
 {
-	vctx v = {.s = s, .cb = cb, .cb_ctx = ctx};
+	/* Heap: the leaf cache is too big for a comfortable stack frame. */
+	vctx *v = calloc(1, sizeof *v);
+	if (!v)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	*v = (vctx){.s = s, .cb = cb, .cb_ctx = ctx};
 	char dir[4200];
-	int r = store_path(dir, sizeof dir, s, SHARDS_DIR);
+	int r = digest_acc_new(&v->digests);
 	if (!r)
-		r = kv_begin(&v.txn, s->kv, 0);
+		r = store_path(dir, sizeof dir, s, SHARDS_DIR);
 	if (!r)
-		r = store_next_seq_get(&v.next_seq, v.txn);
+		r = kv_begin(&v->txn, s->kv, 0);
 	if (!r)
-		r = index_meta_each(v.txn, 0, INT64_MAX, check_meta, &v);
+		r = store_next_seq_get(&v->next_seq, v->txn);
+	if (!r)
+		r = index_meta_each(v->txn, 0, INT64_MAX, check_meta, v);
 	if (!r) {
-		r = io_list_dir(dir, check_listed, &v);
+		r = io_list_dir(dir, check_listed, v);
 		if (r < 0)
 			r = tdm_fail_errno(TDM_EIO, -r, "%s", SHARDS_DIR);
 	}
-	kv_abort(v.txn);
-	free(v.entries);
-	*problems = v.problems;
+	kv_abort(v->txn);
+	free(v->entries);
+	digest_acc_free(v->digests);
+	*problems = v->problems;
+	free(v);
 	return r;
 }

@@ -517,6 +517,10 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	if (seq > ws->meta.max_seq)
 		ws->meta.max_seq = seq;
 
+	if ((r = digest_acc_note(w->digests, ws->shard,
+	                         digest_leaf_of(o->shard_duration_ns, ws->shard, ev->ts),
+	                         late ? DIGEST_RECON : DIGEST_MAIN, off, (uint32_t)len, fp)))
+		return r;
 	if (late) {
 		index_note_recon(&ws->meta, off, (uint32_t)len, ev->ts);
 		if ((r = dd_set_add(&ws->recon, fp, off)))
@@ -595,8 +599,11 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 	if (!r && w->s->oo.durability == TDM_DURABILITY_BATCH)
 		r = sync_files(w, 1);
 	if (!r)
+		r = digest_acc_flush(w->digests, txn);
+	if (!r)
 		r = store_next_seq_put(txn, w->next_seq);
 	if (r) {
+		digest_acc_reset(w->digests);
 		kv_abort(txn);
 		return r;
 	}
@@ -620,6 +627,7 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	for (size_t i = 0; i < n; i++) {
 		uint8_t outcome = TDM_DUPLICATE;
 		if ((r = append_one(&outcome, w, txn, &events[i]))) {
+			digest_acc_reset(w->digests);
 			kv_abort(txn);
 			goto failed;
 		}
@@ -661,12 +669,13 @@ int writer_open(struct writer **out, tdm_store *s)
 	w->s = s;
 	clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
 	kv_txn *txn;
-	int r = kv_begin(&txn, s->kv, 0);
-	if (!r) {
+	int r = digest_acc_new(&w->digests);
+	if (!r && !(r = kv_begin(&txn, s->kv, 0))) {
 		r = store_next_seq_get(&w->next_seq, txn);
 		kv_abort(txn);
 	}
 	if (r) {
+		digest_acc_free(w->digests);
 		free(w);
 		return r;
 	}
@@ -684,5 +693,6 @@ void writer_close(struct writer *w)
 	free(w->touched);
 	free(w->scratch);
 	free(w->enc);
+	digest_acc_free(w->digests);
 	free(w);
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "dedupe.h"
+#include "digest.h"
 #include "index.h"
 #include "store.h"
 
@@ -44,6 +45,7 @@ struct writer {
 	uint8_t *scratch;  /* a stored record read back for comparison */
 	size_t scratch_cap;
 	uint64_t unsynced_events;
+	digest_acc *digests; /* the batch's changes to replica digests */
 	struct timespec last_sync;
 };
 

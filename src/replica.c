@@ -1,0 +1,221 @@
+/* replica.c - digest queries for replica repair: a node's digest over a
+ * time range, and the events of one leaf read through its spans.
+ *
+ * A node wholly inside [from, to) answers from its stored row; one wholly
+ * outside is empty; one that straddles an edge is the sum of its children,
+ * down to the (at most two per shard) leaves at the edges, whose events are
+ * read. So a clipped digest costs a few rows and two leaf reads. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digest.h"
+#include "error.h"
+#include "index.h"
+#include "io.h"
+#include "replica.h"
+
+typedef struct leaf_read {
+	tdm_store *s;
+	const shard_meta *m;
+	int64_t lo, hi; /* the leaf's range clipped to the request */
+	tdm_event_fn fn;
+	void *ctx;
+} leaf_read;
+
+static int read_spans(leaf_read *lr, const digest_leaf *l, int kind)
+{
+	if (!l->n[kind])
+		return 0;
+	shard_kind sk = kind == DIGEST_MAIN ? SHARD_MAIN : SHARD_RECON;
+	uint64_t committed = sk == SHARD_MAIN ? lr->m->main_len : lr->m->recon_len;
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, lr->m->shard, sk);
+	int r = store_path(path, sizeof path, lr->s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(lr->s, lr->m->shard);
+	uint64_t size;
+	int fd;
+	r = shard_file_open(&fd, &size, path, name, sk, &id, SHARD_READ_ANY);
+	if (r && r != SHARD_BAD_HEADER) /* a bad header: the records still read */
+		return r;
+	if (committed > size)
+		committed = size;
+	shard_scan sc;
+	int started = 0;
+	tdm_label labels[TDM_MAX_LABELS];
+	for (uint32_t i = 0; i < l->n[kind] && !r; i++) {
+		const digest_span *sp = &l->span[kind][i];
+		if (sp->off < SHARD_HEADER || sp->off >= committed)
+			continue; /* a span the file no longer holds: verify says so */
+		uint64_t end = sp->len > committed - sp->off ? committed : sp->off + sp->len;
+		if (!started) {
+			store_scan_init(&sc, lr->s, lr->m->shard, fd, name, sp->off, end,
+			                (size_t)(end - sp->off));
+			started = 1;
+		} else {
+			scan_seek(&sc, sp->off, end);
+		}
+		rec_view rec;
+		uint64_t off;
+		int stop = 0;
+		while (!stop && (r = scan_next(&sc, &rec, &off)) == 0) {
+			if (rec.ts < lr->lo || rec.ts >= lr->hi)
+				continue;
+			tdm_event ev = {.ts = rec.ts, .id = rec.id, .seq = rec.seq,
+			                .labels = labels, .payload = rec.payload,
+			                .payload_len = rec.payload_len};
+			ev.n_labels = rec_labels(labels, rec.labels, rec.labels_len);
+			stop = lr->fn(lr->ctx, &ev, rec_fingerprint(rec.bytes));
+		}
+		r = stop ? stop : r == 1 ? 0 : r;
+	}
+	if (started)
+		scan_free(&sc);
+	io_close(fd);
+	return r;
+}
+
+static int leaf_each(tdm_store *s, kv_txn *txn, const shard_meta *m, uint32_t leaf,
+                     int64_t from, int64_t to, tdm_event_fn fn, void *ctx)
+{
+	leaf_read lr = {s, m, 0, 0, fn, ctx};
+	digest_node_range(&lr.lo, &lr.hi, s->opts.shard_duration_ns, m->shard,
+	                  DIGEST_LEAF_LEVEL, leaf);
+	if (lr.lo < from)
+		lr.lo = from;
+	if (lr.hi > to)
+		lr.hi = to;
+	if (lr.lo >= lr.hi)
+		return 0;
+	digest_leaf l;
+	int r = digest_leaf_get(&l, txn, m->shard, leaf);
+	if (!r)
+		r = read_spans(&lr, &l, DIGEST_MAIN);
+	if (!r)
+		r = read_spans(&lr, &l, DIGEST_RECON);
+	return r;
+}
+
+static int add_event(void *ctx, const tdm_event *ev, uint64_t fp)
+{
+	(void)ev;
+	tdm_digest *d = ctx;
+	d->count++;
+	d->sum += fp;
+	return 0;
+}
+
+static int clipped(tdm_digest *out, tdm_store *s, kv_txn *txn, const shard_meta *m,
+                   unsigned level, uint32_t node, int64_t from, int64_t to)
+{
+	int64_t lo, hi;
+	digest_node_range(&lo, &hi, s->opts.shard_duration_ns, m->shard, level, node);
+	*out = (tdm_digest){0, 0};
+	if (hi <= from || lo >= to || lo >= hi)
+		return 0;
+	if (from <= lo && hi <= to)
+		return digest_get(out, txn, m->shard, level, node);
+	if (level == DIGEST_LEAF_LEVEL)
+		return leaf_each(s, txn, m, node, from, to, add_event, out);
+	for (uint32_t c = 0; c < DIGEST_FANOUT; c++) {
+		tdm_digest d;
+		int r = clipped(&d, s, txn, m, level + 1, node * DIGEST_FANOUT + c, from, to);
+		if (r)
+			return r;
+		out->count += d.count;
+		out->sum += d.sum;
+	}
+	return 0;
+}
+
+typedef struct shard_list {
+	tdm_store *s;
+	kv_txn *txn;
+	int64_t from, to;
+	tdm_shard_digest *a;
+	size_t n, cap;
+} shard_list;
+
+static int add_shard(void *ctx, const shard_meta *m)
+{
+	shard_list *l = ctx;
+	tdm_digest d;
+	int r = clipped(&d, l->s, l->txn, m, 0, 0, l->from, l->to);
+	if (r || !d.count)
+		return r;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		tdm_shard_digest *a = realloc(l->a, cap * sizeof *a);
+		if (!a)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		l->a = a;
+		l->cap = cap;
+	}
+	l->a[l->n++] = (tdm_shard_digest){m->shard, d};
+	return 0;
+}
+
+int replica_shards(tdm_shard_digest **out, size_t *n, tdm_store *s, int64_t from,
+                   int64_t to)
+{
+	int64_t dur = s->opts.shard_duration_ns;
+	shard_list l = {s, NULL, from, to, NULL, 0, 0};
+	*out = NULL;
+	*n = 0;
+	if (from < 0)
+		from = l.from = 0;
+	if (from >= to)
+		return 0;
+	int r = kv_begin(&l.txn, s->kv, 0);
+	if (r)
+		return r;
+	r = index_meta_each(l.txn, from / dur, (to - 1) / dur, add_shard, &l);
+	kv_abort(l.txn);
+	if (r) {
+		free(l.a);
+		return r;
+	}
+	*out = l.a;
+	*n = l.n;
+	return 0;
+}
+
+int replica_children(tdm_digest *out, tdm_store *s, int64_t shard, unsigned level,
+                     uint32_t node, int64_t from, int64_t to)
+{
+	kv_txn *txn;
+	int r = kv_begin(&txn, s->kv, 0);
+	if (r)
+		return r;
+	shard_meta m;
+	r = index_meta_get(&m, txn, shard);
+	if (r == TDM_ENOTFOUND) {
+		memset(out, 0, DIGEST_FANOUT * sizeof *out);
+		r = 0;
+	} else {
+		for (uint32_t c = 0; c < DIGEST_FANOUT && !r; c++)
+			r = clipped(&out[c], s, txn, &m, level + 1, node * DIGEST_FANOUT + c,
+			            from, to);
+	}
+	kv_abort(txn);
+	return r;
+}
+
+int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from,
+                        int64_t to, tdm_event_fn fn, void *ctx)
+{
+	kv_txn *txn;
+	int r = kv_begin(&txn, s->kv, 0);
+	if (r)
+		return r;
+	shard_meta m;
+	r = index_meta_get(&m, txn, shard);
+	if (r == TDM_ENOTFOUND)
+		r = 0;
+	else if (!r)
+		r = leaf_each(s, txn, &m, leaf, from, to, fn, ctx);
+	kv_abort(txn);
+	return r;
+}
