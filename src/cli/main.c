@@ -19,6 +19,14 @@ static const char usage_text[] =
 	"      print the events of [from, to) as NDJSON, in order\n"
 	"  stat DIR      print the store's statistics as JSON\n"
 	"  verify DIR    check every record and the index\n"
+	"  diff A B [--from T] [--to T] [--remote-command CMD]\n"
+	"      compare two replicas; exit 1 when they differ\n"
+	"  repair SRC DST [...]   copy into DST the events only SRC has\n"
+	"  sync A B [...]         repair both ways\n"
+	"      A replica is a directory or ssh:HOST:PATH (runs `ssh HOST\n"
+	"      tidemark serve --stdio PATH`; --remote-command CMD runs\n"
+	"      `sh -c CMD sh HOST PATH` instead)\n"
+	"  serve --stdio DIR      answer the replica protocol on stdin/stdout\n"
 	"\n"
 	"Times T: integer ns, RFC 3339 (2026-11-22T10:00:00.5Z), now, now-15m.\n"
 	"Durations D: 500ms, 60s, 15m, 1h, 1d, 1h30m; a bare integer is ns.\n"
@@ -26,7 +34,8 @@ static const char usage_text[] =
 	"options match when any group does.\n"
 	"Input lines: {\"ts\":N|\"RFC 3339\",\"id\":N,\"labels\":{...},"
 	"\"payload\":\"...\"|\"payload_b64\":\"...\"}\n"
-	"Exit: 0 ok, 2 usage, 65 bad input, 74 I/O or corruption, 75 locked.\n";
+	"Exit: 0 ok, 1 replicas differ (diff), 2 usage, 65 bad input,\n"
+	"74 I/O or corruption, 75 locked.\n";
 
 typedef struct command {
 	const char *name;
@@ -35,7 +44,8 @@ typedef struct command {
 
 static const command commands[] = {
 	{"init", cmd_init},     {"append", cmd_append}, {"read", cmd_read},
-	{"stat", cmd_stat},     {"verify", cmd_verify},
+	{"stat", cmd_stat},     {"verify", cmd_verify}, {"diff", cmd_diff},
+	{"repair", cmd_repair}, {"sync", cmd_sync},     {"serve", cmd_serve},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,324 @@
+/*
+ * repl_peer.c - local and remote replica sides behind one interface.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "repl_peer.h"
+
+/* ---- local: the server's frames are queued for peer_recv ---------------- */
+
+static int queue_frame(void *ctx, const wbuf *frame)
+{
+	frame_queue *q = ctx;
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 4;
+		wbuf *f = realloc(q->frames, cap * sizeof *f);
+		if (!f)
+			return -1;
+		memset(f + q->cap, 0, (cap - q->cap) * sizeof *f);
+		q->frames = f;
+		q->cap = cap;
+	}
+	wbuf *f = &q->frames[q->n];
+	wbuf_reset(f);
+	wbuf_bytes(f, frame->data, frame->len);
+	if (f->failed)
+		return -1;
+	q->n++;
+	return 0;
+}
+
+/* ---- remote: a child process on two pipes ------------------------------ */
+
+static void shell_quote(wbuf *b, const char *s)
+{
+	wbuf_u8(b, '\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			wbuf_bytes(b, "'\\''", 4);
+		else
+			wbuf_u8(b, (uint8_t)*s);
+	}
+	wbuf_u8(b, '\'');
+}
+
+static int spawn(peer *p, const char *host, const char *path, const char *remote_command)
+{
+	int in[2], out[2];
+	if (pipe(in) || pipe(out)) {
+		cli_error("%s: pipe: %s", p->label, strerror(errno));
+		return EXIT_IOERR;
+	}
+	wbuf cmd = {0};
+	if (!remote_command) {
+		wbuf_bytes(&cmd, "tidemark serve --stdio ", 23);
+		shell_quote(&cmd, path);
+	}
+	wbuf_u8(&cmd, 0);
+	if (cmd.failed) {
+		cli_error("out of memory");
+		return EXIT_IOERR;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		cli_error("%s: fork: %s", p->label, strerror(errno));
+		wbuf_free(&cmd);
+		return EXIT_IOERR;
+	}
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		if (remote_command)
+			execl("/bin/sh", "sh", "-c", remote_command, "sh", host, path, (char *)NULL);
+		else
+			execlp("ssh", "ssh", "-e", "none", "--", host, (char *)cmd.data, (char *)NULL);
+		fprintf(stderr, "tidemark: %s: cannot run %s: %s\n", p->label,
+		        remote_command ? "/bin/sh" : "ssh", strerror(errno));
+		_exit(127);
+	}
+	wbuf_free(&cmd);
+	close(in[0]);
+	close(out[1]);
+	fcntl(in[1], F_SETFD, FD_CLOEXEC);
+	fcntl(out[0], F_SETFD, FD_CLOEXEC);
+	p->pid = pid;
+	p->to_fd = in[1];
+	p->from_fd = out[0];
+	return 0;
+}
+
+/* "ssh:HOST:PATH"; HOST may be [v6 address]. 0, or -1 when malformed. */
+static int parse_remote(char *host, size_t cap, const char **path, const char *spec)
+{
+	const char *h = spec + 4, *end;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		end++;
+	} else {
+		end = strchr(h, ':');
+	}
+	if (!end || end == h || (size_t)(end - h) >= cap || !end[1])
+		return -1;
+	*path = end + 1;
+	if (*h == '[') /* ssh wants the bare address */
+		h++, end--;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	return 0;
+}
+
+/* Ends the remote side and says how it exited, for messages. The pipes
+ * are closed first, so a side blocked on them ends; one that still does
+ * not is killed after two seconds. */
+static void reap(peer *p, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (p->to_fd >= 0)
+		close(p->to_fd);
+	if (p->from_fd >= 0)
+		close(p->from_fd);
+	p->to_fd = p->from_fd = -1;
+	if (p->pid <= 0)
+		return;
+	int status = 0;
+	pid_t got = 0;
+	for (int i = 0; i < 200 && (got = waitpid(p->pid, &status, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (got == 0) {
+		kill(p->pid, SIGKILL);
+		got = waitpid(p->pid, &status, 0);
+	}
+	p->pid = 0;
+	if (got <= 0)
+		return;
+	if (WIFEXITED(status))
+		snprintf(out, cap, " (it exited with status %d)", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(out, cap, " (it was killed by signal %d)", WTERMSIG(status));
+}
+
+/* ---- the interface ---------------------------------------------------- */
+
+int peer_send(peer *p, wbuf *req)
+{
+	wbuf_end_frame(req);
+	if (req->failed) {
+		cli_error("out of memory");
+		return EXIT_IOERR;
+	}
+	p->bytes += req->len;
+	if (!p->remote) {
+		/* A failure leaves an ERROR frame queued for peer_recv. */
+		repl_server_handle(&p->srv, req->data + 4, req->len - 4);
+		return 0;
+	}
+	if (frame_write(p->to_fd, req) == 0)
+		return 0;
+	char status[64];
+	int err = errno;
+	reap(p, status, sizeof status);
+	p->ended = 1;
+	cli_error("%s (%s): cannot send: %s%s", p->label, p->spec, strerror(err), status);
+	return EXIT_IOERR;
+}
+
+static int error_reply(peer *p, rbuf *r)
+{
+	uint64_t code = rbuf_varint(r);
+	size_t n = (size_t)rbuf_varint(r);
+	const uint8_t *msg = rbuf_bytes(r, n);
+	int err = code > 0 && code < 64 ? -(int)code : TDM_ERROR;
+	cli_error("%s (%s): %.*s", p->label, p->spec, msg ? (int)n : 19,
+	          msg ? (const char *)msg : "malformed error reply");
+	return cli_exit_code(err);
+}
+
+int peer_recv(peer *p, rbuf *r, uint8_t type)
+{
+	if (!p->remote) {
+		frame_queue *q = &p->queue;
+		if (q->head == q->n) {
+			cli_error("%s (%s): no reply", p->label, p->spec);
+			return EXIT_IOERR;
+		}
+		wbuf *f = &q->frames[q->head++];
+		if (q->head == q->n)
+			q->head = q->n = 0;
+		wbuf_reset(&p->reply);
+		wbuf_bytes(&p->reply, f->data + 4, f->len - 4);
+		if (p->reply.failed) {
+			cli_error("out of memory");
+			return EXIT_IOERR;
+		}
+	} else {
+		const char *why;
+		if (frame_read(p->from_fd, &p->reply, &why, p->timeout_ms)) {
+			char status[64];
+			reap(p, status, sizeof status);
+			p->ended = 1;
+			cli_error("%s (%s): %s%s", p->label, p->spec, why, status);
+			return EXIT_IOERR;
+		}
+	}
+	p->bytes += 4 + p->reply.len;
+	rbuf_init(r, p->reply.data + 1, p->reply.len - 1);
+	if (p->reply.data[0] == REPL_ERROR) {
+		p->ended = 1;
+		return error_reply(p, r);
+	}
+	if (p->reply.data[0] != type) {
+		cli_error("%s (%s): reply of type %u where %u was expected", p->label, p->spec,
+		          p->reply.data[0], type);
+		return EXIT_IOERR;
+	}
+	return 0;
+}
+
+/* A reply that did not parse: the peer is not speaking our protocol. */
+int peer_bad_reply(peer *p, rbuf *r)
+{
+	cli_error("%s (%s): malformed reply: %s at byte %zu", p->label, p->spec,
+	          r->err ? r->err : "bytes left over", r->err_at + 1);
+	return EXIT_IOERR;
+}
+
+int peer_open(peer *p, const char *label, const char *spec, const char *remote_command,
+              int timeout_ms)
+{
+	memset(p, 0, sizeof *p);
+	p->timeout_ms = timeout_ms;
+	p->label = label;
+	p->spec = spec;
+	p->to_fd = p->from_fd = -1;
+	int rc;
+	if (strncmp(spec, "ssh:", 4) == 0) {
+		char host[256];
+		const char *path;
+		if (parse_remote(host, sizeof host, &path, spec)) {
+			cli_error("%s: '%s' is not ssh:HOST:PATH", label, spec);
+			return EXIT_USAGE;
+		}
+		p->remote = 1;
+		signal(SIGPIPE, SIG_IGN); /* a dead peer is an error, not a death */
+		if ((rc = spawn(p, host, path, remote_command)))
+			return rc;
+	} else {
+		int e = repl_server_open(&p->srv, spec);
+		if (e) {
+			cli_error("%s (%s): %s", label, spec, tdm_error_message());
+			return cli_exit_code(e);
+		}
+		p->srv_open = 1;
+		p->srv.emit = queue_frame;
+		p->srv.emit_ctx = &p->queue;
+	}
+	wbuf req = {0};
+	wbuf_frame(&req, REPL_HELLO);
+	wbuf_bytes(&req, REPL_MAGIC, strlen(REPL_MAGIC));
+	wbuf_u8(&req, REPL_VERSION);
+	rbuf r;
+	rc = peer_send(p, &req);
+	wbuf_free(&req);
+	if (rc || (rc = peer_recv(p, &r, REPL_HELLO | REPL_REPLY)))
+		return rc;
+	uint8_t version = rbuf_u8(&r);
+	p->shard_duration = rbuf_i64(&r);
+	p->grace = rbuf_i64(&r);
+	uint8_t leaf_level = rbuf_u8(&r), fanout = rbuf_u8(&r);
+	if (!rbuf_done(&r))
+		return peer_bad_reply(p, &r);
+	if (version != REPL_VERSION || leaf_level != TDM_DIGEST_LEAF_LEVEL ||
+	    fanout != TDM_DIGEST_FANOUT || p->shard_duration <= 0) {
+		cli_error("%s (%s): speaks protocol %u with a %u-level digest tree of fan-out "
+		          "%u; this tidemark speaks %d with %d and %d",
+		          label, spec, version, leaf_level, fanout, REPL_VERSION,
+		          TDM_DIGEST_LEAF_LEVEL, TDM_DIGEST_FANOUT);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int peer_close(peer *p)
+{
+	int rc = 0;
+	if (!p->ended && (p->remote ? p->to_fd >= 0 : p->srv_open)) {
+		wbuf req = {0};
+		rbuf r;
+		wbuf_frame(&req, REPL_BYE);
+		rc = peer_send(p, &req);
+		if (!rc)
+			rc = peer_recv(p, &r, REPL_BYE | REPL_REPLY);
+		wbuf_free(&req);
+	}
+	if (p->srv_open) {
+		int e = repl_server_close(&p->srv);
+		if (e && !rc) {
+			cli_error("%s (%s): %s", p->label, p->spec, tdm_error_message());
+			rc = cli_exit_code(e);
+		}
+	}
+	if (p->remote) {
+		char status[64];
+		reap(p, status, sizeof status);
+	}
+	for (size_t i = 0; i < p->queue.cap; i++)
+		wbuf_free(&p->queue.frames[i]);
+	free(p->queue.frames);
+	wbuf_free(&p->reply);
+	memset(p, 0, sizeof *p);
+	return rc;
+}
