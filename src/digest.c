@@ -24,7 +24,9 @@ uint32_t digest_leaf_of(int64_t duration, int64_t shard, int64_t ts)
 void digest_node_range(int64_t *lo, int64_t *hi, int64_t duration,
                        int64_t shard, unsigned level, uint32_t node)
 {
-	int64_t start = shard * duration, end = start + duration;
+	/* The last shard may end past INT64_MAX: it ends there instead. */
+	int64_t start = shard * duration;
+	int64_t end = duration > INT64_MAX - start ? INT64_MAX : start + duration;
 	int64_t width = digest_leaf_width(duration);
 	unsigned shift = 4 * (DIGEST_LEAF_LEVEL - level);
 	int64_t first = (int64_t)node << shift, leaves = (int64_t)1 << shift;

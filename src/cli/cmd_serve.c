@@ -25,7 +25,12 @@ static int serve_stdio(const char *dir)
 	int e = repl_server_open(&srv, dir);
 	srv.emit = write_frame;
 	if (e) {
-		wbuf out = {0};
+		/* Answer the peer's first request, so that it is reading when the
+		 * error comes and does not just see a closed pipe. */
+		wbuf req = {0}, out = {0};
+		const char *why;
+		frame_read(0, &req, &why, 10000);
+		wbuf_free(&req);
 		const char *msg = tdm_error_message();
 		wbuf_frame(&out, REPL_ERROR);
 		wbuf_varint(&out, (uint64_t)-e);

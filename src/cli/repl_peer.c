@@ -153,6 +153,8 @@ static void reap(peer *p, char *out, size_t cap)
 
 /* ---- the interface ---------------------------------------------------- */
 
+static int error_reply(peer *p, rbuf *r);
+
 int peer_send(peer *p, wbuf *req)
 {
 	wbuf_end_frame(req);
@@ -168,8 +170,19 @@ int peer_send(peer *p, wbuf *req)
 	}
 	if (frame_write(p->to_fd, req) == 0)
 		return 0;
-	char status[64];
 	int err = errno;
+	/* The side may have said why it hung up before we wrote. */
+	const char *why;
+	if (frame_read(p->from_fd, &p->reply, &why, 1000) == 0 && p->reply.len &&
+	    p->reply.data[0] == REPL_ERROR) {
+		rbuf r;
+		rbuf_init(&r, p->reply.data + 1, p->reply.len - 1);
+		char status[64];
+		reap(p, status, sizeof status);
+		p->ended = 1;
+		return error_reply(p, &r);
+	}
+	char status[64];
 	reap(p, status, sizeof status);
 	p->ended = 1;
 	cli_error("%s (%s): cannot send: %s%s", p->label, p->spec, strerror(err), status);
@@ -181,9 +194,12 @@ static int error_reply(peer *p, rbuf *r)
 	uint64_t code = rbuf_varint(r);
 	size_t n = (size_t)rbuf_varint(r);
 	const uint8_t *msg = rbuf_bytes(r, n);
+	if (!rbuf_done(r) || n > 4096) {
+		cli_error("%s (%s): malformed error reply", p->label, p->spec);
+		return EXIT_IOERR;
+	}
 	int err = code > 0 && code < 64 ? -(int)code : TDM_ERROR;
-	cli_error("%s (%s): %.*s", p->label, p->spec, msg ? (int)n : 19,
-	          msg ? (const char *)msg : "malformed error reply");
+	cli_error("%s (%s): %.*s", p->label, p->spec, (int)n, (const char *)msg);
 	return cli_exit_code(err);
 }
 
