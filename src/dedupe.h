@@ -3,9 +3,6 @@
  * dd_set:    fingerprint -> file offset multimap (open addressing).
  * dd_window: the main-file records inside a shard's grace window, in
  *            time buckets dropped whole as the watermark rises.
- * dd_filter: a scalable blocked Bloom filter of the fingerprints of every
- *            main-file record of a shard: "surely not there" for late
- *            events without a file read (false positives about 0.5%).
  * A fingerprint only nominates candidates; the writer compares the bytes. */
 #ifndef TDM_DEDUPE_H
 #define TDM_DEDUPE_H
@@ -56,22 +53,5 @@ uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cur
 /* Frees the buckets whose every ts is < cutoff. Entries of the bucket that
  * holds the cutoff stay a little longer: harmless. */
 void dd_window_evict(dd_window *w, int64_t cutoff);
-
-/* A chain of Bloom filters, each twice the capacity of the one before:
- * one 64-byte block per fingerprint, so an add or a probe touches one
- * cache line per filter. */
-#define DD_FILTER_MAX 40
-typedef struct dd_filter {
-	struct dd_bloom {
-		uint64_t *blocks; /* 8 words of 64 bits per block */
-		uint64_t n_blocks, count, capacity;
-	} f[DD_FILTER_MAX];
-	int n;
-} dd_filter;
-
-void dd_filter_init(dd_filter *f);
-void dd_filter_free(dd_filter *f);
-int dd_filter_add(dd_filter *f, uint64_t fp);
-int dd_filter_maybe(const dd_filter *f, uint64_t fp);
 
 #endif

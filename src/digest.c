@@ -336,6 +336,24 @@ int digest_acc_note(digest_acc *a, int64_t shard, uint32_t leaf, int kind,
 	return 0;
 }
 
+void digest_acc_spans(const digest_span **spans, uint32_t *n, const digest_acc *a,
+                      int64_t shard, uint32_t leaf, int kind)
+{
+	*spans = NULL;
+	*n = 0;
+	if (!a->n)
+		return;
+	for (size_t s = slot_of(shard, leaf, a->n_slots); a->slot[s];
+	     s = (s + 1) & (a->n_slots - 1)) {
+		const acc_leaf *l = &a->v[a->slot[s] - 1];
+		if (l->shard == shard && l->leaf == leaf) {
+			*spans = l->span[kind];
+			*n = l->n[kind];
+			return;
+		}
+	}
+}
+
 static int acc_cmp(const void *pa, const void *pb)
 {
 	const acc_leaf *a = pa, *b = pb;

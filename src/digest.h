@@ -75,6 +75,10 @@ void digest_acc_free(digest_acc *a);
 int digest_acc_note(digest_acc *a, int64_t shard, uint32_t leaf, int kind,
                     uint64_t off, uint32_t len, uint64_t fp);
 
+/* The spans of `kind` noted so far for a leaf (none when it has none). */
+void digest_acc_spans(const digest_span **spans, uint32_t *n, const digest_acc *a,
+                      int64_t shard, uint32_t leaf, int kind);
+
 /* Adds what was noted to the stored digests and forgets it. */
 int digest_acc_flush(digest_acc *a, kv_txn *txn);
 

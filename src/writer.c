@@ -16,8 +16,8 @@
  *  I1  a main record has ts >= (max ts of the main records before it) - grace;
  *  I2  a shard's window, once loaded, holds every main record with
  *      ts >= max_ts - grace;
- *  I3  a shard's recon set, once loaded, holds every recon record;
- *  I4  a shard's filter, once loaded, holds every main record. */
+ *  I3  every record lies in a span of its digest leaf: the leaf's row for
+ *      committed records, the digest accumulator for this batch's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -60,8 +60,6 @@ static void wshard_free(wshard *ws)
 		free(ws->file[k].pending);
 	}
 	dd_window_free(&ws->window);
-	dd_set_free(&ws->recon);
-	dd_filter_free(&ws->filter);
 	free(ws);
 }
 
@@ -146,8 +144,6 @@ static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard
 	ws->shard = shard;
 	ws->file[MAIN].fd = ws->file[RECON].fd = -1;
 	dd_window_init(&ws->window, w->s->opts.grace_ns);
-	dd_set_init(&ws->recon);
-	dd_filter_init(&ws->filter);
 	int r = index_meta_get(&ws->meta, txn, shard);
 	int fresh = r == TDM_ENOTFOUND;
 	if (fresh) {
@@ -272,19 +268,6 @@ static int add_to_window(void *ctx, const rec_view *rec, uint64_t off)
 	return dd_window_add(&ws->window, rec_fingerprint(rec->bytes), off, rec->ts);
 }
 
-static int add_to_recon(void *ctx, const rec_view *rec, uint64_t off)
-{
-	wshard *ws = ctx;
-	return dd_set_add(&ws->recon, rec_fingerprint(rec->bytes), off);
-}
-
-static int add_to_filter(void *ctx, const rec_view *rec, uint64_t off)
-{
-	(void)off;
-	wshard *ws = ctx;
-	return dd_filter_add(&ws->filter, rec_fingerprint(rec->bytes));
-}
-
 /* Where records with ts >= cutoff can start: the last index entry whose
  * running max is below cutoff (index.h). */
 static int start_for(uint64_t *start, struct writer *w, kv_txn *txn, wshard *ws,
@@ -315,54 +298,18 @@ static int load_window(struct writer *w, kv_txn *txn, wshard *ws)
 	return r;
 }
 
-static int load_recon(struct writer *w, wshard *ws)
-{
-	if (ws->recon_loaded)
-		return 0;
-	int r = ws->file[RECON].fd >= 0
-	            ? scan_file(w, ws, RECON, SHARD_HEADER, add_to_recon, ws) : 0;
-	ws->recon_loaded = !r;
-	return r;
-}
-
-static int load_filter(struct writer *w, wshard *ws)
-{
-	if (ws->filter_loaded)
-		return 0;
-	dd_filter_init(&ws->filter);
-	int r = scan_file(w, ws, MAIN, SHARD_HEADER, add_to_filter, ws);
-	ws->filter_loaded = !r;
-	return r;
-}
-
 /* ---- duplicate checks ------------------------------------------------- */
 
-/* Compares `rec` with each stored record at the candidate offsets that
- * `next` (a dd_set or a dd_window lookup) gives. */
-typedef uint64_t (*candidate_fn)(const void *set, uint64_t fp, int64_t ts,
-                                 size_t *cursor);
-
-static uint64_t set_next(const void *set, uint64_t fp, int64_t ts, size_t *cursor)
-{
-	(void)ts;
-	return dd_set_next(set, fp, cursor);
-}
-
-static uint64_t window_next(const void *w, uint64_t fp, int64_t ts, size_t *cursor)
-{
-	return dd_window_next(w, fp, ts, cursor);
-}
-
-static int stored_in(int *dup, struct writer *w, wshard *ws, int k,
-                     candidate_fn next, const void *set, const uint8_t *rec,
-                     uint32_t len, uint64_t fp, int64_t ts)
+/* Compares `rec` with each main record the window nominates. */
+static int window_holds(int *dup, struct writer *w, wshard *ws, const uint8_t *rec,
+                        uint32_t len, uint64_t fp, int64_t ts)
 {
 	size_t cursor = 0;
 	uint64_t off;
 	*dup = 0;
-	while (!*dup && (off = next(set, fp, ts, &cursor)) != 0) {
+	while (!*dup && (off = dd_window_next(&ws->window, fp, ts, &cursor)) != 0) {
 		const uint8_t *stored;
-		int r = stored_at(&stored, w, ws, k, off, len);
+		int r = stored_at(&stored, w, ws, MAIN, off, len);
 		if (r)
 			return r;
 		*dup = stored && rec_same_event(stored, rec);
@@ -370,47 +317,74 @@ static int stored_in(int *dup, struct writer *w, wshard *ws, int k,
 	return 0;
 }
 
-typedef struct main_probe {
-	const uint8_t *rec;
-	int64_t ts;
-	int found;
-} main_probe;
-
-/* A late event can equal a main record only where the running max lies in
- * [ts, ts + grace]: the index walk of [ts, ts + 1) covers exactly that. */
-static int scan_main_for(struct writer *w, kv_txn *txn, wshard *ws,
-                         main_probe *p)
+/* Looks for `rec` among the records of file k in [off, off + len): the
+ * file's bytes, or this batch's bytes not yet written. */
+static int span_holds(int *dup, struct writer *w, wshard *ws, int k, uint64_t off,
+                      uint64_t len, const uint8_t *rec, int64_t ts)
 {
-	int r = wfile_flush(ws, MAIN);
-	if (r)
-		return r;
-	char name[64];
-	name_of(name, sizeof name, ws, MAIN);
-	index_walk iw;
-	if ((r = index_walk_open(&iw, txn, &ws->meta, ws->file[MAIN].written, p->ts,
-	                         p->ts + 1, w->s->opts.grace_ns)))
-		return r;
-	shard_scan sc;
-	store_scan_init(&sc, w->s, ws->shard, ws->file[MAIN].fd, name, SHARD_HEADER,
-	                ws->file[MAIN].written, w->s->opts.index_interval);
-	uint64_t start, stop;
-	int64_t key;
-	while (!p->found && (r = index_walk_next(&iw, &start, &stop, &key)) == 0) {
-		scan_seek(&sc, start, stop);
-		rec_view rec;
-		uint64_t off;
-		while ((r = scan_next(&sc, &rec, &off)) == 0)
-			if (rec.ts == p->ts && rec_same_event(rec.bytes, p->rec)) {
-				p->found = 1;
-				break;
-			}
-		if (r < 0)
-			break;
-		r = 0;
+	wfile *f = &ws->file[k];
+	if (off + len > f->written && off < f->written) {
+		int r = wfile_flush(ws, k); /* straddles the written end: rare */
+		if (r)
+			return r;
 	}
+	if (off >= f->written) {
+		/* Whole records this batch encoded: walk them in memory. */
+		uint64_t end = off + len - f->written;
+		for (uint64_t at = off - f->written; at + REC_HEADER <= end &&
+		                                     at + REC_HEADER <= f->pending_len;) {
+			rec_view v;
+			size_t need;
+			const char *why;
+			if (rec_decode(&v, f->pending + at, f->pending_len - at, &need, &why))
+				break;
+			if (v.ts == ts && rec_same_event(v.bytes, rec)) {
+				*dup = 1;
+				return 0;
+			}
+			at += v.len;
+		}
+		return 0;
+	}
+	char name[64];
+	name_of(name, sizeof name, ws, k);
+	shard_scan sc;
+	store_scan_init(&sc, w->s, ws->shard, f->fd, name, off, off + len, (size_t)len);
+	rec_view v;
+	uint64_t at;
+	int r;
+	while ((r = scan_next(&sc, &v, &at)) == 0)
+		if (v.ts == ts && rec_same_event(v.bytes, rec)) {
+			*dup = 1;
+			break;
+		}
 	scan_free(&sc);
-	index_walk_close(&iw);
 	return r < 0 ? r : 0;
+}
+
+/* Looks for a stored copy of `rec` (time `ts`) in files `k0`..`k1`: it
+ * lies in its digest leaf's spans, the committed ones in the leaf's row and
+ * this batch's in the digest accumulator. A leaf is 55 ms of a 1 h shard,
+ * a few KB to read, however far back in the file its events went. */
+static int leaf_holds(int *dup, struct writer *w, kv_txn *txn, wshard *ws, int k0,
+                      int k1, const uint8_t *rec, int64_t ts)
+{
+	uint32_t leaf = digest_leaf_of(w->s->opts.shard_duration_ns, ws->shard, ts);
+	digest_leaf l;
+	int r = digest_leaf_get(&l, txn, ws->shard, leaf);
+	for (int k = k0; !r && k <= k1 && !*dup; k++) {
+		if (ws->file[k].fd < 0)
+			continue;
+		int dk = k == MAIN ? DIGEST_MAIN : DIGEST_RECON;
+		for (uint32_t i = 0; !r && i < l.n[dk] && !*dup; i++)
+			r = span_holds(dup, w, ws, k, l.span[dk][i].off, l.span[dk][i].len, rec, ts);
+		const digest_span *sp;
+		uint32_t n;
+		digest_acc_spans(&sp, &n, w->digests, ws->shard, leaf, dk);
+		for (uint32_t i = 0; !r && i < n && !*dup; i++)
+			r = span_holds(dup, w, ws, k, sp[i].off, sp[i].len, rec, ts);
+	}
+	return r;
 }
 
 static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
@@ -427,29 +401,14 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
 		 * then look there too. */
 		if (ts <= ws->meta.max_ts &&
 		    ((r = load_window(w, txn, ws)) ||
-		     (r = stored_in(dup, w, ws, MAIN, window_next, &ws->window, rec, len,
-		                    fp, ts))))
+		     (r = window_holds(dup, w, ws, rec, len, fp, ts))))
 			return r;
 		if (*dup || ts > ws->meta.recon_max_ts)
 			return 0;
-		if ((r = load_recon(w, ws)))
-			return r;
-		return stored_in(dup, w, ws, RECON, set_next, &ws->recon, rec, len, fp, ts);
+		return leaf_holds(dup, w, txn, ws, RECON, RECON, rec, ts);
 	}
-	if ((r = load_recon(w, ws)) ||
-	    (r = stored_in(dup, w, ws, RECON, set_next, &ws->recon, rec, len, fp, ts)))
-		return r;
-	if (*dup)
-		return 0;
-	if ((r = load_filter(w, ws)))
-		return r;
-	if (!dd_filter_maybe(&ws->filter, fp))
-		return 0;
-	main_probe p = {rec, ts, 0};
-	if ((r = scan_main_for(w, txn, ws, &p)))
-		return r;
-	*dup = p.found;
-	return 0;
+	/* Late: a copy may be anywhere in either file, but only in its leaf. */
+	return leaf_holds(dup, w, txn, ws, MAIN, RECON, rec, ts);
 }
 
 /* ---- the batch ---------------------------------------------------------- */
@@ -458,10 +417,7 @@ static int ensure_recon_file(struct writer *w, wshard *ws)
 {
 	if (ws->file[RECON].fd >= 0)
 		return 0;
-	int r = wfile_open(w, ws, RECON, 1);
-	if (!r)
-		ws->recon_loaded = 1; /* a new file: the empty set is complete */
-	return r;
+	return wfile_open(w, ws, RECON, 1);
 }
 
 static void touch(struct writer *w, wshard *ws)
@@ -523,8 +479,6 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		return r;
 	if (late) {
 		index_note_recon(&ws->meta, off, (uint32_t)len, ev->ts);
-		if ((r = dd_set_add(&ws->recon, fp, off)))
-			return r;
 		*outcome = TDM_STORED_LATE;
 	} else {
 		if ((r = index_note_main(&ws->meta, off, (uint32_t)len, ev->ts,
@@ -537,8 +491,6 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 				return r;
 			dd_window_evict(&ws->window, ws->meta.max_ts - o->grace_ns);
 		}
-		if (ws->filter_loaded && (r = dd_filter_add(&ws->filter, fp)))
-			return r;
 		*outcome = TDM_STORED;
 	}
 	if (f->pending_len >= FLUSH_BYTES)

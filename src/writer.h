@@ -25,9 +25,7 @@ typedef struct wshard {
 	shard_meta meta;   /* working state: committed + this batch */
 	wfile file[2];     /* [0] main, [1] recon */
 	dd_window window;  /* main records with ts >= max_ts - grace */
-	dd_set recon;      /* every recon record */
-	dd_filter filter;  /* every main record */
-	int window_loaded, recon_loaded, filter_loaded;
+	int window_loaded;
 	int touched;       /* in the current batch */
 	uint64_t last_used;
 } wshard;

@@ -1,8 +1,8 @@
 /*
  * test_dedupe.c - the duplicate-detection structures (src/dedupe.c): the
  * fingerprint -> offset multimap, the grace window of time buckets of
- * such sets, and the chained Bloom filter. A missed candidate would let a duplicate in
- * (SPEC §3, idempotent appends), so the tests hunt for false negatives.
+ * such sets. A missed candidate would let a duplicate in (SPEC §3,
+ * idempotent appends), so the tests hunt for false negatives.
  */
 #include "support.h"
 
@@ -715,61 +715,6 @@ START_TEST(test_window_random_vs_model)
 }
 END_TEST
 
-/* ---- Filter ------------------------------------------------------------ */
-
-START_TEST(test_filter_no_false_negatives_low_fp_rate)
-{
-	enum { N = 1000000 };
-	dd_filter f;
-	dd_filter_init(&f);
-	tst_rng r;
-	tst_rng_seed(&r, 2024);
-	ck_assert_int_eq(dd_filter_maybe(&f, 12345), 0); /* empty: nothing */
-	uint64_t *fps = tst_malloc(N * sizeof *fps);
-	for (size_t i = 0; i < N; i++) {
-		fps[i] = tst_rng_next(&r);
-		if (dd_filter_add(&f, fps[i]) != 0)
-			ck_abort_msg("dd_filter_add failed at %zu", i);
-	}
-	ck_assert_int_gt(f.n, 1); /* it chained */
-	size_t missed = 0;
-	for (size_t i = 0; i < N; i++)
-		missed += !dd_filter_maybe(&f, fps[i]);
-	ck_assert_msg(missed == 0, "%zu false negatives", missed);
-
-	size_t fp = 0;
-	for (size_t i = 0; i < N; i++)
-		fp += (size_t)dd_filter_maybe(&f, tst_rng_next(&r));
-	double rate = (double)fp / N;
-	ck_assert_msg(rate < 0.02, "false positive rate %.4f over %d random probes "
-	              "(%d filters)", rate, N, f.n);
-	free(fps);
-	dd_filter_free(&f);
-	ck_assert_int_eq(f.n, 0);
-}
-END_TEST
-
-START_TEST(test_filter_first_filter_fp_rate)
-{
-	/* One full filter alone: the header promises about 0.5%. */
-	enum { N = 65536 };
-	dd_filter f;
-	dd_filter_init(&f);
-	tst_rng r;
-	tst_rng_seed(&r, 77);
-	for (size_t i = 0; i < N; i++)
-		if (dd_filter_add(&f, tst_rng_next(&r)) != 0)
-			ck_abort_msg("dd_filter_add failed at %zu", i);
-	ck_assert_int_eq(f.n, 1);
-	size_t fp = 0;
-	for (size_t i = 0; i < 1000000; i++)
-		fp += (size_t)dd_filter_maybe(&f, tst_rng_next(&r));
-	double rate = (double)fp / 1000000;
-	ck_assert_msg(rate < 0.01, "false positive rate of one full filter %.4f", rate);
-	dd_filter_free(&f);
-}
-END_TEST
-
 static Suite *dedupe_suite(void)
 {
 	Suite *s = suite_create("dedupe");
@@ -786,10 +731,6 @@ static Suite *dedupe_suite(void)
 	tcase_add_test(tc, test_window_random_vs_model);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("filter");
-	tcase_add_test(tc, test_filter_no_false_negatives_low_fp_rate);
-	tcase_add_test(tc, test_filter_first_filter_fp_rate);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
