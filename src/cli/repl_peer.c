@@ -199,7 +199,12 @@ static int error_reply(peer *p, rbuf *r)
 		return EXIT_IOERR;
 	}
 	int err = code > 0 && code < 64 ? -(int)code : TDM_ERROR;
-	cli_error("%s (%s): %.*s", p->label, p->spec, (int)n, (const char *)msg);
+	/* The text comes from the peer: no control bytes reach the terminal. */
+	char text[4097];
+	for (size_t i = 0; i < n; i++)
+		text[i] = msg[i] < 0x20 || msg[i] == 0x7f ? '?' : (char)msg[i];
+	text[n] = '\0';
+	cli_error("%s (%s): %s", p->label, p->spec, text);
 	return cli_exit_code(err);
 }
 

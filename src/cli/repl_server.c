@@ -120,6 +120,10 @@ static int do_children(repl_server *srv, rbuf *r)
 {
 	int64_t from = rbuf_i64(r), to = rbuf_i64(r);
 	size_t n = rbuf_count(r, 13);
+	/* A node's reply can be 22 times its request: bound the frame (and the
+	 * work) as the client does (repl_sync.c). */
+	if (n > REPL_BATCH_ITEMS)
+		rbuf_fail(r, "more nodes than one request may ask for");
 	wbuf_frame(&srv->out, REPL_CHILDREN | REPL_REPLY);
 	for (size_t i = 0; i < n && !r->err; i++) {
 		int64_t shard = rbuf_i64(r);
@@ -169,6 +173,8 @@ static int do_leaf_fps(repl_server *srv, rbuf *r)
 		if (r->err)
 			break;
 		/* A count, then the fingerprints: the count is patched after. */
+		if (srv->out.len - 4 > REPL_MAX_FRAME - 16)
+			return reply_error(srv, TDM_ERROR, "leaves too large for one reply");
 		size_t at = srv->out.len;
 		wbuf_u32(&srv->out, 0);
 		int e = tdm_digest_leaf_events(srv->s, shard, leaf, from, to, add_fp, srv);
@@ -227,7 +233,7 @@ static int cmp_u64(const void *a, const void *b)
 static int fetch_event(void *ctx, const tdm_event *ev, uint64_t fp)
 {
 	fetch *f = ctx;
-	if (!f->all && !bsearch(&fp, f->fps, f->n_fps, sizeof fp, cmp_u64))
+	if (!f->all && (!f->n_fps || !bsearch(&fp, f->fps, f->n_fps, sizeof fp, cmp_u64)))
 		return 0;
 	wbuf *o = &f->srv->out;
 	wbuf_varint(o, f->item);
@@ -274,7 +280,8 @@ static int do_fetch(repl_server *srv, rbuf *r)
 		}
 		for (size_t j = 0; j < k; j++)
 			srv->fps[j] = rbuf_u64(r);
-		qsort(srv->fps, k, sizeof *srv->fps, cmp_u64);
+		if (k) /* srv->fps may still be NULL */
+			qsort(srv->fps, k, sizeof *srv->fps, cmp_u64);
 		f.item = i;
 		f.all = all;
 		f.fps = srv->fps;
@@ -344,9 +351,11 @@ static int do_put(repl_server *srv, rbuf *r)
 
 int repl_server_handle(repl_server *srv, const uint8_t *req, size_t len)
 {
+	if (len == 0) /* frame_read never gives one; req + 1 would be past the end */
+		return reply_error(srv, TDM_EINVAL, "bad request: an empty message");
 	rbuf r;
 	rbuf_init(&r, req + 1, len - 1);
-	switch (len ? req[0] : 0) {
+	switch (req[0]) {
 	case REPL_HELLO:
 		return do_hello(srv, &r);
 	case REPL_SHARDS:
@@ -367,7 +376,6 @@ int repl_server_handle(repl_server *srv, const uint8_t *req, size_t len)
 		return emit(srv) ? -1 : 1;
 	}
 	default:
-		return reply_error(srv, TDM_EINVAL, "bad request: unknown message type %u",
-		                   len ? req[0] : 0);
+		return reply_error(srv, TDM_EINVAL, "bad request: unknown message type %u", req[0]);
 	}
 }

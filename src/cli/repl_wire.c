@@ -249,6 +249,11 @@ int rbuf_event(rbuf *r, tdm_event *ev, event_arena *a)
 			rbuf_fail(r, "label too long or cut short");
 			return -1;
 		}
+		/* labels are C strings here: a NUL would silently shorten one */
+		if (memchr(k, 0, kl) || memchr(v, 0, vl)) {
+			rbuf_fail(r, "label with a NUL byte");
+			return -1;
+		}
 		long ko = arena_string(a, k, kl), vo = arena_string(a, v, vl);
 		if (ko < 0 || vo < 0) {
 			rbuf_fail(r, "out of memory");
@@ -270,7 +275,9 @@ int rbuf_event(rbuf *r, tdm_event *ev, event_arena *a)
 void arena_finish(event_arena *a, tdm_event *events, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		events[i].labels = a->labels + (uintptr_t)events[i].labels;
+		/* no label decoded yet: a->labels may be NULL */
+		events[i].labels = events[i].n_labels ? a->labels + (uintptr_t)events[i].labels
+		                                      : NULL;
 	for (size_t i = 0; i < a->n_labels; i++) {
 		a->labels[i].key = a->strings + (uintptr_t)a->labels[i].key;
 		a->labels[i].value = a->strings + (uintptr_t)a->labels[i].value;

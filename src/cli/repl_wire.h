@@ -87,8 +87,9 @@ typedef struct event_arena {
 
 void arena_reset(event_arena *a);
 void arena_free(event_arena *a);
-/* Decodes and checks (tdm_event_check) one event; 0, or -1 with r->err
- * set. Label pointers are fixed up by arena_finish once all are read. */
+/* Decodes one event, bounding every length by the protocol's limits (the
+ * caller runs tdm_event_check on it); 0, or -1 with r->err set. Label
+ * pointers are fixed up by arena_finish once all are read. */
 int rbuf_event(rbuf *r, tdm_event *ev, event_arena *a);
 /* Points every decoded event's labels into the arena (it may have moved
  * while decoding); events[i] was the i-th decoded since the reset. */
