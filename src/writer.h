@@ -26,6 +26,7 @@ typedef struct wshard {
 	wfile file[2];     /* [0] main, [1] recon */
 	dd_window window;  /* main records with ts >= max_ts - grace */
 	int window_loaded;
+	unsigned leaf_probes; /* on-time events looked up by leaf, window unloaded */
 	int touched;       /* in the current batch */
 	uint64_t last_used;
 } wshard;
