@@ -68,8 +68,11 @@ int kv_open(kv_env **out, const char *path, int create, int sync_commits)
 	mdb_env_set_maxdbs(e->env, KV_NTABLES);
 	mdb_env_set_maxreaders(e->env, 256);
 	mdb_env_set_mapsize(e->env, INITIAL_MAP);
-	/* NOTLS: a reader's transaction is tied to its iterator, not a thread. */
-	unsigned flags = MDB_NOTLS | (sync_commits ? 0 : MDB_NOSYNC);
+	/* NOTLS: a reader's transaction is tied to its iterator, not a thread.
+	 * NORDAHEAD: index lookups touch a few pages each (a replica diff reads
+	 * a few hundred digest rows); the kernel's readahead would read
+	 * hundreds of KB around each from a cold cache. */
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (sync_commits ? 0 : MDB_NOSYNC);
 	rc = mdb_env_open(e->env, path, flags, 0644);
 	if (rc)
 		goto fail;
