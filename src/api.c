@@ -151,6 +151,12 @@ static int add_shard(void *ctx, const shard_meta *m)
 	st->late_events += m->recon_count;
 	st->bytes += m->main_len + m->recon_len;
 	st->index_entries += m->index_entries;
+	st->recon_bytes += m->recon_len;
+	if (m->seal_gen) {
+		st->sealed_shards++;
+		st->sealed_bytes += m->main_len;
+		st->sealed_raw_bytes += m->sealed_raw;
+	}
 	if (m->max_seq > st->last_seq)
 		st->last_seq = m->max_seq;
 	if (m->main_count + m->recon_count) {
@@ -175,6 +181,28 @@ TDM_EXPORT int tdm_stat_get(tdm_stat *out, tdm_store *s)
 	r = index_meta_each(txn, 0, INT64_MAX, add_shard, out);
 	kv_abort(txn);
 	out->bytes += kv_disk_bytes(s->kv) + 64; /* the STORE header */
+	return r;
+}
+
+TDM_EXPORT int tdm_compact(tdm_compact_result *out, tdm_store *s)
+{
+	tdm_compact_result ignored;
+	int r = writable(s);
+	if (r)
+		return r;
+	if ((r = seal_store(out ? out : &ignored, s)))
+		s->failed = 1;
+	return r;
+}
+
+TDM_EXPORT int tdm_retain(uint64_t *dropped, tdm_store *s, int64_t before)
+{
+	uint64_t ignored;
+	int r = writable(s);
+	if (r)
+		return r;
+	if ((r = retain_store(dropped ? dropped : &ignored, s, before)))
+		s->failed = 1;
 	return r;
 }
 

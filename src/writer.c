@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "io.h"
+#include "sealed.h"
 #include "writer.h"
 
 #define MAX_HOT_SHARDS 64
@@ -38,9 +39,26 @@ static shard_kind kind_of(int k)
 	return k == MAIN ? SHARD_MAIN : SHARD_RECON;
 }
 
+/* A sealed shard's main file is its sealed file, only ever read here. */
+static int sealed_main(const wshard *ws, int k)
+{
+	return k == MAIN && ws->meta.seal_gen;
+}
+
 static void name_of(char *out, size_t cap, const wshard *ws, int k)
 {
-	shard_relname(out, cap, ws->shard, kind_of(k));
+	shard_relname_gen(out, cap, ws->shard,
+	                  sealed_main(ws, k) ? SHARD_SEALED : kind_of(k),
+	                  ws->meta.seal_gen);
+}
+
+/* Starts a scan of file k of a shard: sealed files are read by blocks. */
+static int scan_start(shard_scan *sc, struct writer *w, wshard *ws, int k,
+                      const char *name, uint64_t start, size_t chunk)
+{
+	store_scan_init(sc, w->s, ws->shard, ws->file[k].fd, name, start,
+	                ws->file[k].written, chunk);
+	return sealed_main(ws, k) ? sealed_scan_attach(sc, ws->file[k].written) : 0;
 }
 
 static int fail_io(int err, const wshard *ws, int k, const char *what)
@@ -68,15 +86,18 @@ static void wshard_free(wshard *ws)
 /* Opens (creating with `create`) the main or recon file of a shard. */
 static int wfile_open(struct writer *w, wshard *ws, int k, int create)
 {
-	char rel[64], path[4200];
+	char rel[80], path[4200];
 	name_of(rel, sizeof rel, ws, k);
 	int r = store_path(path, sizeof path, w->s, rel);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(w->s, ws->shard);
+	id.gen = ws->meta.seal_gen; /* a recon file names the seal it follows */
 	uint64_t size;
-	if ((r = shard_file_open(&ws->file[k].fd, &size, path, rel, kind_of(k), &id,
-	                         create ? SHARD_CREATE : SHARD_WRITE)))
+	if ((r = shard_file_open(&ws->file[k].fd, &size, path, rel,
+	                         sealed_main(ws, k) ? SHARD_SEALED : kind_of(k), &id,
+	                         sealed_main(ws, k) ? SHARD_READ
+	                                            : create ? SHARD_CREATE : SHARD_WRITE)))
 		return r;
 	if (create && size == SHARD_HEADER) {
 		char dir[4200];
@@ -252,14 +273,13 @@ static int scan_file(struct writer *w, wshard *ws, int k, uint64_t start,
 	int r = wfile_flush(ws, k);
 	if (r)
 		return r;
-	char name[64];
+	char name[80];
 	name_of(name, sizeof name, ws, k);
 	shard_scan sc;
-	store_scan_init(&sc, w->s, ws->shard, ws->file[k].fd, name, start,
-	                ws->file[k].written, 64 * 1024);
+	r = scan_start(&sc, w, ws, k, name, start, 64 * 1024);
 	rec_view rec;
 	uint64_t off;
-	while ((r = scan_next(&sc, &rec, &off)) == 0)
+	while (!r && (r = scan_next(&sc, &rec, &off)) == 0)
 		if ((r = fn(ctx, &rec, off)))
 			break;
 	scan_free(&sc);
@@ -384,15 +404,19 @@ static int scan_main_for(struct writer *w, kv_txn *txn, wshard *ws,
 	int r = wfile_flush(ws, MAIN);
 	if (r)
 		return r;
-	char name[64];
+	char name[80];
 	name_of(name, sizeof name, ws, MAIN);
 	index_walk iw;
 	if ((r = index_walk_open(&iw, txn, &ws->meta, ws->file[MAIN].written, p->ts,
 	                         p->ts + 1, w->s->opts.grace_ns)))
 		return r;
 	shard_scan sc;
-	store_scan_init(&sc, w->s, ws->shard, ws->file[MAIN].fd, name, SHARD_HEADER,
-	                ws->file[MAIN].written, w->s->opts.index_interval);
+	if ((r = scan_start(&sc, w, ws, MAIN, name, SHARD_HEADER,
+	                    w->s->opts.index_interval))) {
+		scan_free(&sc);
+		index_walk_close(&iw);
+		return r;
+	}
 	uint64_t start, stop;
 	int64_t key;
 	while (!p->found && (r = index_walk_next(&iw, &start, &stop, &key)) == 0) {
@@ -482,7 +506,10 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	if (r)
 		return r;
 	touch(w, ws);
-	int late = ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns;
+	/* Every event for a sealed shard is late: its sealed file is never
+	 * appended to, and the next seal merges the recon file in. */
+	int late = ws->meta.seal_gen ||
+	           (ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns);
 	if (late && (r = ensure_recon_file(w, ws)))
 		return r;
 	int k = late ? RECON : MAIN;
@@ -603,6 +630,22 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 	return kv_commit(txn);
 }
 
+/* The store option keep_ns: once per new newest shard, drop the shards
+ * that ended more than keep_ns before the newest event. */
+static int apply_keep(struct writer *w)
+{
+	int64_t newest = -1, d = w->s->opts.shard_duration_ns;
+	for (size_t i = 0; i < w->n_touched; i++)
+		if (w->touched[i]->meta.max_ts > newest)
+			newest = w->touched[i]->meta.max_ts;
+	if (newest < 0 || newest / d <= w->kept_shard)
+		return 0;
+	w->kept_shard = newest / d;
+	uint64_t dropped;
+	int64_t keep = w->s->opts.keep_ns;
+	return newest > keep ? retain_store(&dropped, w->s, newest - keep) : 0;
+}
+
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
                   const tdm_event *events, size_t n)
 {
@@ -635,6 +678,8 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	if (r)
 		goto failed;
 	evict_cold(w);
+	if (s->opts.keep_ns > 0 && (r = apply_keep(w)))
+		goto failed;
 
 	w->unsynced_events += res->appended;
 	if (s->oo.durability == TDM_DURABILITY_INTERVAL &&
@@ -659,6 +704,7 @@ int writer_open(struct writer **out, tdm_store *s)
 	if (!w)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	w->s = s;
+	w->kept_shard = -1;
 	clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
 	kv_txn *txn;
 	int r = kv_begin(&txn, s->kv, 0);
@@ -672,6 +718,18 @@ int writer_open(struct writer **out, tdm_store *s)
 	}
 	*out = w;
 	return 0;
+}
+
+void writer_forget(struct writer *w, int64_t shard)
+{
+	for (size_t i = 0; w && i < w->n; i++)
+		if (w->shards[i]->shard == shard) {
+			wshard_free(w->shards[i]);
+			memmove(&w->shards[i], &w->shards[i + 1],
+			        (w->n - i - 1) * sizeof w->shards[0]);
+			w->n--;
+			return;
+		}
 }
 
 void writer_close(struct writer *w)

@@ -923,7 +923,7 @@ END_TEST
 /* ---- Fixed cases ------------------------------------------------------- */
 
 static const tdm_options test_opts = {
-	TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INDEX_INTERVAL,
+	TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INDEX_INTERVAL, 0,
 };
 
 static tdm_event plain_event(int64_t ts, uint32_t id, const char *payload)
