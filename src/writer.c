@@ -510,8 +510,6 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	 * appended to, and the next seal merges the recon file in. */
 	int late = ws->meta.seal_gen ||
 	           (ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns);
-	if (late && (r = ensure_recon_file(w, ws)))
-		return r;
 	int k = late ? RECON : MAIN;
 	wfile *f = &ws->file[k];
 	size_t len = rec_size(ev);
@@ -533,6 +531,9 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		*outcome = TDM_DUPLICATE;
 		return 0;
 	}
+	/* Made only for an event to store: a duplicate leaves no empty file. */
+	if (late && (r = ensure_recon_file(w, ws)))
+		return r;
 	uint8_t *rec = pending_reserve(f, len);
 	if (!rec)
 		return tdm_fail(TDM_ENOMEM, "out of memory for a %zu-byte record", len);
