@@ -192,6 +192,7 @@ static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
 	char path[4200];
 	/* A sealed shard's main records are in its sealed file. */
 	uint64_t gen = it->meta->seal_gen;
+	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
 	if (kind == SHARD_MAIN && gen)
 		kind = SHARD_SEALED;
 	shard_relname_gen(name, cap, it->meta->shard, kind, gen);
@@ -211,7 +212,6 @@ static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
 		note_damage(it, 1, tdm_error_message());
 	else if (r)
 		return r;
-	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
 	if (size < committed) {
 		io_close(*fd);
 		return tdm_fail(TDM_ECORRUPT, "%s: file has %" PRIu64
