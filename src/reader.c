@@ -281,8 +281,11 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 		return r;
 	store_scan_init(&it->scan, it->s, m->shard, it->main_fd, it->main_name,
 	                SHARD_HEADER, m->main_len, it->s->opts.index_interval);
-	if (m->seal_gen && (r = sealed_scan_attach(&it->scan, m->main_len)))
-		return r;
+	if (m->seal_gen) {
+		if ((r = sealed_scan_attach(&it->scan, m->main_len)))
+			return r;
+		sealed_scan_restore_sums(&it->scan, 0); /* events only */
+	}
 	int64_t grace = it->s->opts.grace_ns;
 	if ((r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn, m, m->main_len,
 	                           it->from, it->to, grace)))
@@ -380,6 +383,17 @@ static int shard_next(tdm_iter *it, const tdm_event **ev)
 {
 	if (it->flags & TDM_READ_STORAGE_ORDER)
 		return next_storage_order(it, ev);
+	if (it->meta->seal_gen && it->n_recon == 0 && !mg_main_top(&it->held)) {
+		/* A sealed file is in read order: with no recon record to merge,
+		 * its records are handed out as they are read, without a copy
+		 * (valid until the next call, as any event). */
+		rec_view rec;
+		int r = it->main_done ? 1 : next_main(it, &rec);
+		if (r)
+			return r;
+		hand_out(it, (mg_item){NULL, rec}, ev);
+		return 0;
+	}
 	for (;;) {
 		const mg_item *recon =
 			it->recon_pos < it->n_recon ? &it->recon[it->recon_pos] : NULL;

@@ -22,6 +22,12 @@
  * here to know where they end. */
 int sealed_scan_attach(shard_scan *sc, uint64_t size);
 
+/* Records of a sealed block carry no checksum of their own (the block's
+ * covers them); by default the scanner writes it back so that a record's
+ * bytes are exactly a main file's. A caller that only decodes records (the
+ * reader) skips that with keep = 0. */
+void sealed_scan_restore_sums(shard_scan *sc, int keep);
+
 /* What the footer says. */
 typedef struct sealed_footer {
 	uint64_t blocks, events, raw_bytes, blocks_end;
