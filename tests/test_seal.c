@@ -176,7 +176,7 @@ END_TEST
 START_TEST(test_seal_late_and_duplicates)
 {
 	char *dir = tst_store_new(SHARD_NS, GRACE_NS, 1024);
-	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	fill(s, 2, 1700000000, 3, 2000);
 	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
 	ck_assert_int_eq(tdm_compact(NULL, s), 0);
@@ -190,7 +190,7 @@ START_TEST(test_seal_late_and_duplicates)
 			ck_assert_msg(res.duplicates == 1, "event %zu stored twice", i);
 		}
 		tdm_store_close(s);
-		s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+		s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	}
 	/* New events for a sealed shard go to its recon file, are read in
 	 * order, deduplicated, and sealed again into generation 2. */
@@ -242,7 +242,7 @@ END_TEST
 START_TEST(test_seal_index_rebuilt)
 {
 	char *dir = tst_store_new(SHARD_NS, GRACE_NS, 1024);
-	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	fill(s, 3, 1700000000, 4, 1500);
 	ck_assert_int_eq(tdm_compact(NULL, s), 0);
 	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
@@ -250,7 +250,7 @@ START_TEST(test_seal_index_rebuilt)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/index/data.mdb", dir);
 	ck_assert_int_eq(unlink(path), 0);
-	s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
 	lists_equal(&after, &before, "index rebuilt");
 	tst_verify_clean(s);
@@ -268,7 +268,7 @@ END_TEST
 START_TEST(test_seal_damage)
 {
 	char *dir = tst_store_new(SHARD_NS, GRACE_NS, 1024);
-	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	fill(s, 4, 1700000000, 2, 4000);
 	ck_assert_int_eq(tdm_compact(NULL, s), 0);
 	tst_evlist before = tst_read_all(s, T0, T0 + SHARD_NS);
@@ -284,7 +284,7 @@ START_TEST(test_seal_damage)
 	ck_assert_int_eq(pwrite(fd, &c, 1, 64 + 40 + 100), 1);
 	close(fd);
 
-	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_BATCH);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	tdm_iter *it;
 	ck_assert_int_eq(tdm_iter_open(&it, s, T0, T0 + SHARD_NS, NULL), 0);
 	const tdm_event *ev;
@@ -313,10 +313,10 @@ END_TEST
 START_TEST(test_seal_reader_snapshot)
 {
 	char *dir = tst_store_new(SHARD_NS, GRACE_NS, 1024);
-	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	fill(s, 5, 1700000000, 3, 1000);
 	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
-	tdm_store *rd = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_BATCH);
+	tdm_store *rd = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	tdm_iter *it;
 	ck_assert_int_eq(tdm_iter_open(&it, rd, 0, INT64_MAX, NULL), 0);
 	const tdm_event *ev;
@@ -346,7 +346,7 @@ END_TEST
 START_TEST(test_retain)
 {
 	char *dir = tst_store_new(SHARD_NS, GRACE_NS, 1024);
-	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
 	fill(s, 6, 1700000000, 5, 800);
 	ck_assert_int_eq(tdm_compact(NULL, s), 0); /* retention drops sealed shards too */
 	tst_evlist before = tst_read_all(s, 0, INT64_MAX);
@@ -374,7 +374,7 @@ START_TEST(test_retain)
 	tst_verify_clean(s);
 	tdm_store_close(s);
 	/* A reader cannot retain. */
-	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_BATCH);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_INTERVAL);
 	ck_assert_int_eq(tdm_retain(&dropped, s, INT64_MAX), TDM_EREADONLY);
 	ck_assert_int_eq(tdm_compact(NULL, s), TDM_EREADONLY);
 	tdm_store_close(s);
