@@ -632,13 +632,11 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 }
 
 /* The store option keep_ns: once per new newest shard, drop the shards
- * that ended more than keep_ns before the newest event. */
-static int apply_keep(struct writer *w)
+ * that ended more than keep_ns before `newest`, the batch's newest main
+ * record. */
+static int apply_keep(struct writer *w, int64_t newest)
 {
-	int64_t newest = -1, d = w->s->opts.shard_duration_ns;
-	for (size_t i = 0; i < w->n_touched; i++)
-		if (w->touched[i]->meta.max_ts > newest)
-			newest = w->touched[i]->meta.max_ts;
+	int64_t d = w->s->opts.shard_duration_ns;
 	if (newest < 0 || newest / d <= w->kept_shard)
 		return 0;
 	w->kept_shard = newest / d;
@@ -674,12 +672,16 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 		res->duplicates += outcome == TDM_DUPLICATE;
 	}
 	r = commit_batch(w, txn);
-	for (size_t i = 0; i < w->n_touched; i++)
+	int64_t newest = -1; /* read before evict_cold may free touched shards */
+	for (size_t i = 0; i < w->n_touched; i++) {
 		w->touched[i]->touched = 0;
+		if (w->touched[i]->meta.max_ts > newest)
+			newest = w->touched[i]->meta.max_ts;
+	}
 	if (r)
 		goto failed;
 	evict_cold(w);
-	if (s->opts.keep_ns > 0 && (r = apply_keep(w)))
+	if (s->opts.keep_ns > 0 && (r = apply_keep(w, newest)))
 		goto failed;
 
 	w->unsynced_events += res->appended;

@@ -158,10 +158,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tdm_compact_result cr;
-	double t = now();
+	double t = now(), c = cpu_now();
 	if ((r = tdm_compact(&cr, s[1])))
 		return die("compact", r);
-	double compact_secs = now() - t;
+	double compact_secs = now() - t, compact_cpu = cpu_now() - c;
 	uint64_t problems;
 	if ((r = tdm_verify(&problems, s[1], NULL, NULL)) || problems) {
 		fprintf(stderr, "tidemark-seal-bench: verify: %" PRIu64 " problems\n",
@@ -194,14 +194,15 @@ int main(int argc, char **argv)
 	double pu = median(cpu[0], rounds), ps = median(cpu[1], rounds);
 	printf("RESULT mode=seal events=%" PRIu64 " shards_sealed=%" PRIu64
 	       " bytes_before=%" PRIu64 " bytes_after=%" PRIu64 " ratio=%.2f"
-	       " compact_secs=%.3f compact_mb_per_s=%.1f"
+	       " compact_secs=%.3f compact_mb_per_s=%.1f compact_cpu_mb_per_s=%.1f"
 	       " scan_unsealed_secs=%.3f scan_unsealed_events_per_s=%.0f"
 	       " scan_sealed_secs=%.3f scan_sealed_events_per_s=%.0f"
 	       " scan_unsealed_cold_secs=%.3f scan_sealed_cold_secs=%.3f"
 	       " scan_unsealed_cpu_secs=%.3f scan_sealed_cpu_secs=%.3f\n",
 	       n[0], cr.shards_sealed, cr.bytes_before, cr.bytes_after,
 	       cr.bytes_after ? (double)cr.bytes_before / (double)cr.bytes_after : 0.0,
-	       compact_secs, (double)cr.bytes_before / 1e6 / compact_secs, wu,
+	       compact_secs, (double)cr.bytes_before / 1e6 / compact_secs,
+	       (double)cr.bytes_before / 1e6 / compact_cpu, wu,
 	       (double)n[0] / wu, ws, (double)n[1] / ws, cu, cs, pu, ps);
 	return 0;
 }
