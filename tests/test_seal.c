@@ -590,6 +590,49 @@ START_TEST(test_crash_retain)
 }
 END_TEST
 
+/* A failing write or rename (ENOSPC, EIO) anywhere in a compaction: the
+ * compaction reports it, the store fails, and a reopen gives the same
+ * events; compacting again completes. */
+START_TEST(test_fail_during_compact)
+{
+	static const enum faultfs_op ops[] = {FAULTFS_PWRITE, FAULTFS_FSYNC,
+	                                      FAULTFS_RENAME, FAULTFS_OPEN};
+	for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+		char *dir = crash_dir();
+		make_crash_store(dir, 21);
+		tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+		tst_evlist want = tst_read_all(s, 0, INT64_MAX);
+		tdm_store_close(s);
+		faultfs_arm();
+		ck_assert_int_eq(run_op(dir, OP_COMPACT), 0);
+		uint64_t calls = faultfs_calls(ops[o]);
+		faultfs_uninstall();
+		tst_rmtree(dir);
+		free(dir);
+		for (uint64_t k = 1; k <= calls; k++) {
+			dir = crash_dir();
+			make_crash_store(dir, 21);
+			faultfs_arm();
+			faultfs_fail_call(ops[o], k, ops[o] == FAULTFS_PWRITE ? 28 /* ENOSPC */ : 5,
+			                  ops[o] == FAULTFS_PWRITE && k % 2);
+			/* Some calls may fail harmlessly (an optional file's open): what
+			 * matters is the store afterwards. */
+			(void)run_op(dir, OP_COMPACT);
+			faultfs_uninstall();
+			char what[96];
+			snprintf(what, sizeof what, "op %zu, call %llu failed", o,
+			         (unsigned long long)k);
+			check_after(dir, &want, OP_COMPACT, what);
+			ck_assert_int_eq(run_op(dir, OP_COMPACT), 0);
+			check_after(dir, &want, OP_COMPACT, what);
+			tst_rmtree(dir);
+			free(dir);
+		}
+		tst_evlist_free(&want);
+	}
+}
+END_TEST
+
 static Suite *seal_suite(void)
 {
 	Suite *su = suite_create("seal");
@@ -606,6 +649,7 @@ static Suite *seal_suite(void)
 	tcase_add_test(tcr, test_crash_compact);
 	tcase_add_test(tcr, test_crash_compact_again);
 	tcase_add_test(tcr, test_crash_retain);
+	tcase_add_test(tcr, test_fail_during_compact);
 	suite_add_tcase(su, tcr);
 	return su;
 }
