@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	shard_kind kind = data[0] & 1 ? SHARD_RECON : SHARD_MAIN;
 	int with_header = data[0] & 2;
-	shard_id id = {7, 3600000000000ll, 60000000000ll};
+	shard_id id = {7, 3600000000000ll, 60000000000ll, 0};
 
 	FILE *f = fopen(path, "wb");
 	if (!f)

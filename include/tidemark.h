@@ -115,8 +115,11 @@ typedef struct tdm_options {
 	int64_t shard_duration_ns; /* > 0; default 1 h */
 	int64_t grace_ns;          /* >= 0; default 60 s */
 	uint32_t index_interval;   /* 256 B .. 64 MiB; default 4096 bytes */
+	int64_t keep_ns;           /* >= 0; 0 keeps everything. Else the writer
+	                              drops whole shards older than the newest
+	                              event minus keep_ns (see tdm_retain) */
 } tdm_options;
-#define TDM_OPTIONS_INIT {TDM_OPTIONS_VERSION, 3600000000000ll, 60000000000ll, 4096u}
+#define TDM_OPTIONS_INIT {TDM_OPTIONS_VERSION, 3600000000000ll, 60000000000ll, 4096u, 0}
 
 /* Flags for tdm_store_open. */
 #define TDM_OPEN_READONLY 0x1u /* a reader: no writer lock, no appends */
@@ -238,6 +241,33 @@ TDM_EXPORT uint64_t tdm_iter_damage(const char **first_message,
 /* Frees the iterator. NULL is a no-op. */
 TDM_EXPORT void tdm_iter_close(tdm_iter *it);
 
+/* ---- Sealing and retention --------------------------------------------- */
+
+typedef struct tdm_compact_result {
+	uint64_t shards_sealed;  /* shards rewritten */
+	uint64_t shards_skipped; /* closed, but damaged: left for verify */
+	uint64_t events;         /* events in the shards rewritten */
+	uint64_t bytes_before;   /* their main and recon bytes before */
+	uint64_t bytes_after;    /* their sealed files' bytes after */
+} tdm_compact_result;
+
+/* Seals every closed shard (its end plus grace at or below the newest
+ * event) that is not sealed yet or has late events since its last seal:
+ * its main and recon records are rewritten as one sorted file of
+ * zstd-compressed blocks and its recon file is emptied. Events keep their
+ * identity and seq. Each shard's swap is one commit: a reader sees the old
+ * or the new shard, never a mix (a read that opens a shard after its old
+ * files were removed fails with TDM_ECORRUPT and says to read again). A
+ * crash at any step leaves the old or the new shard. Needs a writer.
+ * Errors: TDM_EREADONLY, TDM_EFAILED, TDM_EIO, TDM_ECORRUPT, TDM_ENOMEM. */
+TDM_EXPORT int tdm_compact(tdm_compact_result *out, tdm_store *s);
+
+/* Drops every whole shard that ends at or before `before` and is closed
+ * (outside its grace window): its index state first, then its files.
+ * `*dropped` gets the number of shards dropped. Crash-safe: a shard is
+ * dropped whole or not at all. Needs a writer. Errors as tdm_compact. */
+TDM_EXPORT int tdm_retain(uint64_t *dropped, tdm_store *s, int64_t before);
+
 /* ---- Statistics and verification -------------------------------------- */
 
 /* ---- Replica digests (docs/DESIGN.md, "Replica digests") ------------- */
@@ -299,6 +329,10 @@ typedef struct tdm_stat {
 	uint64_t index_entries; /* sparse index entries */
 	uint64_t last_seq;      /* 0 when empty */
 	int64_t min_ts, max_ts; /* -1 when empty */
+	uint64_t sealed_shards;   /* shards whose main records are sealed */
+	uint64_t sealed_bytes;    /* their sealed files, bytes on disk */
+	uint64_t sealed_raw_bytes;/* the same records uncompressed */
+	uint64_t recon_bytes;     /* recon files, bytes */
 } tdm_stat;
 
 /* Statistics of what is committed. */

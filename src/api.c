@@ -168,6 +168,12 @@ static int add_shard(void *ctx, const shard_meta *m)
 	st->late_events += m->recon_count;
 	st->bytes += m->main_len + m->recon_len;
 	st->index_entries += m->index_entries;
+	st->recon_bytes += m->recon_len;
+	if (m->seal_gen) {
+		st->sealed_shards++;
+		st->sealed_bytes += m->main_len;
+		st->sealed_raw_bytes += m->sealed_raw;
+	}
 	if (m->max_seq > st->last_seq)
 		st->last_seq = m->max_seq;
 	if (m->main_count + m->recon_count) {
@@ -225,6 +231,28 @@ TDM_EXPORT int tdm_digest_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf
 	if (shard < 0 || leaf >= (1u << (4 * TDM_DIGEST_LEAF_LEVEL)))
 		return tdm_fail(TDM_EINVAL, "no digest leaf %" PRIu32, leaf);
 	return replica_leaf_events(s, shard, leaf, from, to, fn, ctx);
+}
+
+TDM_EXPORT int tdm_compact(tdm_compact_result *out, tdm_store *s)
+{
+	tdm_compact_result ignored;
+	int r = writable(s);
+	if (r)
+		return r;
+	if ((r = seal_store(out ? out : &ignored, s)))
+		s->failed = 1;
+	return r;
+}
+
+TDM_EXPORT int tdm_retain(uint64_t *dropped, tdm_store *s, int64_t before)
+{
+	uint64_t ignored;
+	int r = writable(s);
+	if (r)
+		return r;
+	if ((r = retain_store(dropped ? dropped : &ignored, s, before)))
+		s->failed = 1;
+	return r;
 }
 
 TDM_EXPORT int tdm_verify(uint64_t *problems, tdm_store *s, tdm_problem_cb cb,

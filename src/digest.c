@@ -199,14 +199,17 @@ static void spans_coarsen(digest_span *s, uint32_t *n, uint32_t max)
 	}
 }
 
-/* Appends [off, off+len) after the spans (offsets only grow in a file). */
+/* Appends [off, off+len) after the spans. Offsets never fall in a file;
+ * in a sealed file the records of a block share its offset, so a record
+ * may start inside the last span, which then grows to hold it. */
 static void span_add(digest_span *s, uint32_t *n, uint64_t off, uint64_t len)
 {
 	if (*n) {
 		digest_span *last = &s[*n - 1];
 		uint64_t end = last->off + last->len;
-		if (off >= end && off - end <= DIGEST_SPAN_GAP) {
-			last->len = off + len - last->off;
+		if (off >= last->off && off <= end + DIGEST_SPAN_GAP) {
+			if (off + len > end)
+				last->len = off + len - last->off;
 			return;
 		}
 	}

@@ -8,7 +8,8 @@
 #include "index.h"
 #include "shard.h"
 
-#define META_FIELDS 12
+#define META_FIELDS 14
+#define META_FIELDS_V1 12 /* rows written before sealing existed */
 
 void index_meta_init(shard_meta *m, int64_t shard)
 {
@@ -29,12 +30,13 @@ static void meta_encode(uint8_t *out, const shard_meta *m)
 		m->main_len, m->recon_len, m->main_count, m->recon_count,
 		(uint64_t)m->max_ts, (uint64_t)m->min_ts, m->max_seq, m->block_off,
 		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries,
-		(uint64_t)m->recon_max_ts};
+		(uint64_t)m->recon_max_ts, m->seal_gen, m->sealed_raw};
 	for (int i = 0; i < META_FIELDS; i++)
 		put_le(out + 8 * i, f[i], 8);
 }
 
-static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p)
+static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p,
+                        size_t len)
 {
 	m->shard = shard;
 	m->main_len = get_le(p, 8);
@@ -49,6 +51,8 @@ static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p)
 	m->block_min = (int64_t)get_le(p + 72, 8);
 	m->index_entries = get_le(p + 80, 8);
 	m->recon_max_ts = (int64_t)get_le(p + 88, 8);
+	m->seal_gen = len >= 8 * META_FIELDS ? get_le(p + 96, 8) : 0;
+	m->sealed_raw = len >= 8 * META_FIELDS ? get_le(p + 104, 8) : 0;
 }
 
 static int meta_sound(const shard_meta *m)
@@ -66,10 +70,10 @@ int index_meta_get(shard_meta *out, kv_txn *txn, int64_t shard)
 	int r = kv_get(&v, txn, KV_SHARDS, key, sizeof key);
 	if (r)
 		return r;
-	if (v.len != 8 * META_FIELDS)
+	if (v.len != 8 * META_FIELDS && v.len != 8 * META_FIELDS_V1)
 		return tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row of %zu bytes",
 		                (long long)shard, v.len);
-	meta_decode(out, shard, v.data);
+	meta_decode(out, shard, v.data, v.len);
 	if (!meta_sound(out))
 		return tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row is inconsistent",
 		                (long long)shard);
@@ -103,7 +107,7 @@ int index_meta_each(kv_txn *txn, int64_t lo, int64_t hi,
 	kv_val k = {start, sizeof start}, v;
 	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); r == 0;
 	     r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
-		if (k.len != 8 || v.len != 8 * META_FIELDS) {
+		if (k.len != 8 || (v.len != 8 * META_FIELDS && v.len != 8 * META_FIELDS_V1)) {
 			r = tdm_fail(TDM_ECORRUPT, "index: malformed shard state row");
 			break;
 		}
@@ -111,7 +115,7 @@ int index_meta_each(kv_txn *txn, int64_t lo, int64_t hi,
 		if (shard > hi)
 			break;
 		shard_meta m;
-		meta_decode(&m, shard, v.data);
+		meta_decode(&m, shard, v.data, v.len);
 		if (!meta_sound(&m)) {
 			r = tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row is inconsistent",
 			             (long long)shard);

@@ -29,6 +29,8 @@ typedef struct shard_meta {
 	int64_t block_key;    /* running max before it */
 	int64_t block_min;    /* min ts in it; INT64_MAX while empty */
 	uint64_t index_entries;
+	uint64_t seal_gen;    /* 0: main file; else the sealed file's generation */
+	uint64_t sealed_raw;  /* record bytes in the sealed file, uncompressed */
 } shard_meta;
 
 /* A shard with no records yet. */

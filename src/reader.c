@@ -23,6 +23,7 @@
 #include "io.h"
 #include "merge.h"
 #include "reader.h"
+#include "sealed.h"
 
 struct tdm_iter {
 	tdm_store *s;
@@ -43,7 +44,7 @@ struct tdm_iter {
 	int active;
 	const shard_meta *meta;
 	int main_fd;
-	char main_name[64];
+	char main_name[80];
 	shard_scan scan;
 	index_walk walk;
 	int in_run, main_done;
@@ -180,22 +181,37 @@ static void shard_close(tdm_iter *it)
 	it->active = 0;
 }
 
+static int gen_changed(void)
+{
+	return strstr(tdm_error_message(), SHARD_OTHER_GEN) != NULL;
+}
+
 static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
                      shard_kind kind)
 {
 	char path[4200];
-	shard_relname(name, cap, it->meta->shard, kind);
+	/* A sealed shard's main records are in its sealed file. */
+	uint64_t gen = it->meta->seal_gen;
+	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
+	if (kind == SHARD_MAIN && gen)
+		kind = SHARD_SEALED;
+	shard_relname_gen(name, cap, it->meta->shard, kind, gen);
 	int r = store_path(path, sizeof path, it->s, name);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(it->s, it->meta->shard);
+	id.gen = gen;
 	uint64_t size;
 	r = shard_file_open(fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	if (r == TDM_ENOTFOUND || (r == TDM_ECORRUPT && gen_changed()))
+		/* Sealing or retention replaced the files this read's snapshot
+		 * names: never mix old and new, fail. */
+		return tdm_fail(TDM_ECORRUPT, "%s: the shard was sealed or dropped after"
+		                " this read began; read again", name);
 	if (r == SHARD_BAD_HEADER) /* the records can still be read */
 		note_damage(it, 1, tdm_error_message());
 	else if (r)
 		return r;
-	uint64_t committed = kind == SHARD_MAIN ? it->meta->main_len : it->meta->recon_len;
 	if (size < committed) {
 		io_close(*fd);
 		return tdm_fail(TDM_ECORRUPT, "%s: file has %" PRIu64
@@ -208,7 +224,7 @@ static int load_recon(tdm_iter *it)
 {
 	if (it->meta->recon_count == 0)
 		return 0;
-	char name[64];
+	char name[80];
 	int fd, r = open_file(&fd, name, sizeof name, it, SHARD_RECON);
 	if (r)
 		return r;
@@ -265,6 +281,11 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 		return r;
 	store_scan_init(&it->scan, it->s, m->shard, it->main_fd, it->main_name,
 	                SHARD_HEADER, m->main_len, it->s->opts.index_interval);
+	if (m->seal_gen) {
+		if ((r = sealed_scan_attach(&it->scan, m->main_len)))
+			return r;
+		sealed_scan_restore_sums(&it->scan, 0); /* events only */
+	}
 	int64_t grace = it->s->opts.grace_ns;
 	if ((r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn, m, m->main_len,
 	                           it->from, it->to, grace)))
@@ -362,6 +383,17 @@ static int shard_next(tdm_iter *it, const tdm_event **ev)
 {
 	if (it->flags & TDM_READ_STORAGE_ORDER)
 		return next_storage_order(it, ev);
+	if (it->meta->seal_gen && it->n_recon == 0 && !mg_main_top(&it->held)) {
+		/* A sealed file is in read order: with no recon record to merge,
+		 * its records are handed out as they are read, without a copy
+		 * (valid until the next call, as any event). */
+		rec_view rec;
+		int r = it->main_done ? 1 : next_main(it, &rec);
+		if (r)
+			return r;
+		hand_out(it, (mg_item){NULL, rec}, ev);
+		return 0;
+	}
 	for (;;) {
 		const mg_item *recon =
 			it->recon_pos < it->n_recon ? &it->recon[it->recon_pos] : NULL;

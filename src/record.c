@@ -191,6 +191,16 @@ int rec_decode(rec_view *out, const uint8_t *buf, size_t avail, size_t *need,
 		*why = "checksum mismatch";
 		return REC_BAD;
 	}
+	return rec_decode_trusted(out, buf, len, why);
+}
+
+int rec_decode_trusted(rec_view *out, const uint8_t *buf, uint32_t len,
+                       const char **why)
+{
+	if (len < REC_HEADER || len > REC_MAX || get_le(buf, 4) != len) {
+		*why = "record length out of range";
+		return REC_BAD;
+	}
 	uint16_t labels_len = (uint16_t)get_le(buf + 28, 2);
 	if (labels_len > len - REC_HEADER || !labels_sound(buf + REC_HEADER, labels_len)) {
 		*why = "malformed labels";

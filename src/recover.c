@@ -18,15 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "digest.h"
 #include "error.h"
 #include "index.h"
 #include "io.h"
+#include "sealed.h"
 #include "store.h"
 
 typedef struct shard_files {
 	int64_t shard;
-	unsigned kinds; /* bit SHARD_MAIN, bit SHARD_RECON */
+	unsigned kinds; /* bit SHARD_MAIN, SHARD_RECON, SHARD_SEALED, ... */
+	uint64_t sealed_gen; /* the newest sealed file's generation, 0 if none */
+	int garbage;         /* older sealed files or a sealed file being written */
 	int has_meta;
 	shard_meta meta;
 } shard_files;
@@ -59,13 +63,80 @@ static int list_file(void *ctx, const char *name)
 {
 	int64_t shard;
 	shard_kind kind;
-	if (shard_parse_name(&shard, &kind, name))
+	uint64_t gen = 0;
+	if (shard_parse_name_gen(&shard, &kind, &gen, name))
 		return 0; /* not ours */
 	shard_files *f = list_get(ctx, shard);
 	if (!f)
 		return -ENOMEM;
+	if (kind == SHARD_SEALED_TMP || (kind == SHARD_SEALED && f->sealed_gen)) {
+		f->garbage = 1;
+		if (kind == SHARD_SEALED_TMP)
+			return 0;
+	}
+	if (kind == SHARD_SEALED && gen > f->sealed_gen)
+		f->sealed_gen = gen;
 	f->kinds |= 1u << kind;
 	return 0;
+}
+
+/* Removes what a seal left behind: a sealed file being written when it
+ * stopped, and sealed files older than the newest (which holds all they
+ * held). */
+static int clean_file(void *ctx, const char *name)
+{
+	shard_list *l = ((void **)ctx)[0];
+	tdm_store *s = ((void **)ctx)[1];
+	int64_t shard;
+	shard_kind kind;
+	uint64_t gen = 0;
+	if (shard_parse_name_gen(&shard, &kind, &gen, name))
+		return 0;
+	shard_files *f = NULL;
+	for (size_t i = 0; i < l->n && !f; i++)
+		if (l->a[i].shard == shard)
+			f = &l->a[i];
+	if (!f || !f->garbage || !(kind == SHARD_SEALED_TMP ||
+	                          (kind == SHARD_SEALED && gen < f->sealed_gen)))
+		return 0;
+	char rel[80], path[4200];
+	shard_relname_gen(rel, sizeof rel, shard, kind, gen);
+	int r = store_path(path, sizeof path, s, rel);
+	if (r)
+		return r;
+	r = io_unlink(path);
+	return r < 0 && r != -ENOENT ? r : 0;
+}
+
+static int unlink_shard_file(tdm_store *s, int64_t shard, shard_kind kind,
+                             uint64_t gen)
+{
+	char rel[80], path[4200];
+	shard_relname_gen(rel, sizeof rel, shard, kind, gen);
+	int r = store_path(path, sizeof path, s, rel);
+	if (r)
+		return r;
+	r = io_unlink(path);
+	return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", rel) : 0;
+}
+
+/* The seal generation a shard file's header names (bytes 40..47), 0 when
+ * the header cannot be read. */
+static uint64_t header_gen(tdm_store *s, int64_t shard, shard_kind kind)
+{
+	char rel[64], path[4200];
+	shard_relname(rel, sizeof rel, shard, kind);
+	if (store_path(path, sizeof path, s, rel))
+		return 0;
+	int fd;
+	uint8_t h[SHARD_HEADER];
+	size_t got = 0;
+	if (io_open(&fd, path, O_RDONLY, 0) < 0)
+		return 0;
+	if (io_pread(fd, h, sizeof h, 0, &got) < 0)
+		got = 0;
+	io_close(fd);
+	return got == sizeof h ? get_le(h + 40, 8) : 0;
 }
 
 static int list_meta(void *ctx, const shard_meta *m)
@@ -95,22 +166,37 @@ static int cut_file(int fd, const char *name, uint64_t size, uint64_t keep)
  * stepped over (verify reports it). An unsound stretch running to the end
  * of the file is a torn tail and is cut off. */
 static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta *m,
-                      shard_kind kind)
+                      shard_kind kind, uint64_t gen)
 {
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, m->shard, kind);
+	/* A sealed shard's main file is its sealed file: read whole (it was
+	 * written whole, then renamed into place), one index entry a block. */
+	int sealed = kind == SHARD_MAIN && m->seal_gen;
+	char name[80], path[4200];
+	shard_relname_gen(name, sizeof name, m->shard, sealed ? SHARD_SEALED : kind,
+	                  m->seal_gen);
 	int r = store_path(path, sizeof path, s, name);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(s, m->shard);
+	id.gen = gen;
 	int fd;
 	uint64_t size;
-	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_REPAIR);
+	r = shard_file_open(&fd, &size, path, name, sealed ? SHARD_SEALED : kind, &id,
+	                    sealed ? SHARD_READ_ANY : SHARD_REPAIR);
 	if (r && r != SHARD_BAD_HEADER) /* a bad header: verify reports it */
 		return r;
 
 	shard_scan sc;
 	store_scan_init(&sc, s, m->shard, fd, name, SHARD_HEADER, size, 1 << 20);
+	uint32_t interval = s->opts.index_interval;
+	if (sealed) {
+		interval = 1; /* records of a block share its offset */
+		if ((r = sealed_scan_attach(&sc, size))) {
+			scan_free(&sc);
+			io_close(fd);
+			return r;
+		}
+	}
 	uint64_t sound_end = SHARD_HEADER;
 	int64_t grace = s->opts.grace_ns;
 	rec_view rec;
@@ -119,8 +205,7 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 		if (kind == SHARD_MAIN && m->max_ts >= 0 && rec.ts < m->max_ts - grace)
 			continue; /* breaks the grace invariant: cannot be ours */
 		if (kind == SHARD_MAIN)
-			r = index_note_main(m, off, rec.len, rec.ts, s->opts.index_interval,
-			                    index_put_txn, txn);
+			r = index_note_main(m, off, rec.len, rec.ts, interval, index_put_txn, txn);
 		else
 			index_note_recon(m, off, rec.len, rec.ts);
 		if (!r)
@@ -132,10 +217,14 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 			break;
 		if (rec.seq > m->max_seq)
 			m->max_seq = rec.seq;
+		if (sealed)
+			m->sealed_raw += rec.len;
 		sound_end = off + rec.len;
 	}
 	scan_free(&sc);
-	if (r >= 0)
+	if (sealed) /* never cut: damage inside is reported by verify */
+		sound_end = size;
+	else if (r >= 0)
 		r = cut_file(fd, name, size, sound_end);
 	if (kind == SHARD_MAIN)
 		m->main_len = sound_end;
@@ -187,32 +276,108 @@ static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *siz
 	return 0;
 }
 
+static int sealed_size(tdm_store *s, int64_t shard, uint64_t gen, uint64_t *size)
+{
+	char name[80], path[4200];
+	shard_relname_gen(name, sizeof name, shard, SHARD_SEALED, gen);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	struct stat st;
+	if (tdm_io->stat(path, &st) < 0)
+		return tdm_fail_errno(TDM_EIO, errno, "%s", name);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 /* 0 when the shard's state already agrees with its files, 1 when it was
  * brought up to date, or an error. */
-static int recover_shard(tdm_store *s, kv_txn *txn, digest_acc *digests,
-                         shard_files *f, int rebuild)
+int recover_index_shard(tdm_store *s, kv_txn *txn, shard_meta *m, int has_recon,
+                        uint64_t recon_gen)
+{
+	uint64_t gen = m->seal_gen;
+	digest_acc *digests;
+	int r = digest_acc_new(&digests);
+	if (!r)
+		r = derived_del(txn, m->shard);
+	if (r) {
+		digest_acc_free(digests);
+		return r;
+	}
+	index_meta_init(m, m->shard);
+	m->seal_gen = gen;
+	if (!(r = index_file(s, txn, digests, m, SHARD_MAIN, gen)) &&
+	    !(has_recon && (r = index_file(s, txn, digests, m, SHARD_RECON, recon_gen))) &&
+	    !(r = digest_acc_flush(digests, txn)))
+		r = index_meta_put(txn, m);
+	digest_acc_free(digests);
+	return r;
+}
+
+static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 {
 	int has_main = f->kinds & (1u << SHARD_MAIN);
 	int has_recon = f->kinds & (1u << SHARD_RECON);
+	uint64_t recon_gen = 0;
+	int r = 0;
+	if (f->kinds & (1u << SHARD_DROPPED)) {
+		/* Retention dropped it: finish the job. */
+		if ((r = retain_drop_files(s, f->shard, f->sealed_gen)))
+			return r;
+		has_main = has_recon = 0;
+		f->sealed_gen = 0;
+	}
+	if (has_recon)
+		recon_gen = header_gen(s, f->shard, SHARD_RECON);
+	if (f->sealed_gen) {
+		/* A sealed file is whole once it has its name (written, synced,
+		 * renamed): it holds every event of the main file and of the recon
+		 * file of the generation before. Those are stale. */
+		if (has_main && (r = unlink_shard_file(s, f->shard, SHARD_MAIN, 0)))
+			return r;
+		if (has_recon && recon_gen != f->sealed_gen) {
+			if ((r = unlink_shard_file(s, f->shard, SHARD_RECON, 0)))
+				return r;
+			has_recon = 0;
+		}
+		has_main = 1;
+	}
 	if (!has_main && !has_recon) {
 		/* The files are gone: so are their events. */
-		int r = derived_del(txn, f->shard);
+		r = derived_del(txn, f->shard);
 		return r ? r : (r = index_meta_del(txn, f->shard)) ? r : 1;
 	}
 	uint64_t main_size = 0, recon_size = 0;
-	int r = 0;
-	if (has_main)
+	if (f->sealed_gen)
+		r = sealed_size(s, f->shard, f->sealed_gen, &main_size);
+	else if (has_main)
 		r = file_size(s, f->shard, SHARD_MAIN, &main_size);
 	if (!r && has_recon)
 		r = file_size(s, f->shard, SHARD_RECON, &recon_size);
 	if (r)
 		return r;
 	shard_meta *m = &f->meta;
+	if (f->has_meta && m->seal_gen != f->sealed_gen) {
+		/* A seal ended between renaming its file into place and its
+		 * commit, or the sealed file is gone: index what the files hold. */
+		m->seal_gen = f->sealed_gen;
+		if ((r = recover_index_shard(s, txn, m, has_recon, recon_gen)))
+			return r;
+		return 1;
+	}
 	if (f->has_meta && main_size == m->main_len && recon_size == m->recon_len &&
 	    !has_recon == !m->recon_len)
 		return 0;
 
-	if (f->has_meta && main_size >= m->main_len && recon_size >= m->recon_len) {
+	if (f->has_meta && f->sealed_gen && main_size == m->main_len &&
+	    recon_size >= m->recon_len) {
+		if (has_recon && (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size,
+		                                      m->recon_len)))
+			return r;
+		return 0;
+	}
+	if (f->has_meta && !f->sealed_gen && main_size >= m->main_len &&
+	    recon_size >= m->recon_len) {
 		if ((r = cut_uncommitted(s, f->shard, SHARD_MAIN, main_size, m->main_len)) ||
 		    (has_recon && (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size,
 		                                       m->recon_len))))
@@ -222,23 +387,19 @@ static int recover_shard(tdm_store *s, kv_txn *txn, digest_acc *digests,
 	if (!f->has_meta && (!rebuild || (main_size <= SHARD_HEADER &&
 	                                  recon_size <= SHARD_HEADER))) {
 		/* A trusted index that does not know the shard: its files were made
-		 * by a batch that never committed. Or files with no record. */
+		 * by a batch that never committed, or retention dropped it from the
+		 * index before removing them. Or files with no record. */
+		if (f->sealed_gen || (main_size > SHARD_HEADER && recon_size > SHARD_HEADER))
+			return retain_drop_files(s, f->shard, f->sealed_gen);
 		if ((r = cut_uncommitted(s, f->shard, SHARD_MAIN, main_size, 0)) ||
 		    (r = cut_uncommitted(s, f->shard, SHARD_RECON, recon_size, 0)))
 			return r;
 		return 0;
 	}
 	/* The files lost committed bytes, or the state is gone: index anew. */
-	if ((r = derived_del(txn, f->shard)))
-		return r;
-	index_meta_init(m, f->shard);
-	if ((r = index_file(s, txn, digests, m, SHARD_MAIN)) ||
-	    (has_recon && (r = index_file(s, txn, digests, m, SHARD_RECON))) ||
-	    (r = digest_acc_flush(digests, txn))) {
-		digest_acc_reset(digests);
-		return r;
-	}
-	return (r = index_meta_put(txn, m)) ? r : 1;
+	m->shard = f->shard;
+	m->seal_gen = f->sealed_gen;
+	return (r = recover_index_shard(s, txn, m, has_recon, recon_gen)) ? r : 1;
 }
 
 /* Every shard the index or the shards directory knows, with its state. */
@@ -259,10 +420,8 @@ int recover_store(tdm_store *s, int rebuild)
 {
 	shard_list l = {0};
 	kv_txn *txn = NULL;
-	digest_acc *digests = NULL;
 	int r;
-	if ((r = digest_acc_new(&digests)) || (r = kv_reserve(s->kv)) ||
-	    (r = kv_begin(&txn, s->kv, 1)))
+	if ((r = kv_reserve(s->kv)) || (r = kv_begin(&txn, s->kv, 1)))
 		goto out;
 	/* An index that was never built from these files (LMDB made a new,
 	 * empty one where data.mdb was lost) knows nothing: it must not be
@@ -281,13 +440,26 @@ int recover_store(tdm_store *s, int rebuild)
 	}
 	if ((r = collect_shards(&l, s, txn)))
 		goto out;
+	int garbage = 0;
+	for (size_t i = 0; i < l.n; i++)
+		garbage |= l.a[i].garbage;
+	if (garbage) {
+		char dir[4200];
+		void *ctx[2] = {&l, s};
+		if ((r = store_path(dir, sizeof dir, s, SHARDS_DIR)))
+			goto out;
+		if ((r = io_list_dir(dir, clean_file, ctx)) != 0) {
+			r = r < 0 ? tdm_fail_errno(TDM_EIO, -r, "%s: remove leftovers", SHARDS_DIR) : r;
+			goto out;
+		}
+	}
 
 	uint64_t next_seq;
 	if ((r = store_next_seq_get(&next_seq, txn)))
 		goto out;
 	int changed = rebuild;
 	for (size_t i = 0; i < l.n; i++) {
-		if ((r = recover_shard(s, txn, digests, &l.a[i], rebuild)) < 0)
+		if ((r = recover_shard(s, txn, &l.a[i], rebuild)) < 0)
 			goto out;
 		changed |= r;
 		r = 0;
@@ -308,7 +480,6 @@ int recover_store(tdm_store *s, int rebuild)
 		r = kv_sync(s->kv);
 out:
 	kv_abort(txn);
-	digest_acc_free(digests);
 	free(l.a);
 	return r;
 }
@@ -331,12 +502,16 @@ int recover_needed(tdm_store *s)
 	for (size_t i = 0; i < l.n && !r; i++) {
 		shard_files *f = &l.a[i];
 		uint64_t main_size = 0, recon_size = 0;
-		if (!f->has_meta || !(f->kinds & (1u << SHARD_MAIN)) ||
+		int has_main = f->kinds & (1u << SHARD_MAIN);
+		if (!f->has_meta || f->garbage || f->meta.seal_gen != f->sealed_gen ||
+		    (f->kinds & (1u << SHARD_DROPPED)) || (f->sealed_gen && has_main) ||
+		    (!f->sealed_gen && !has_main) ||
 		    !(f->kinds & (1u << SHARD_RECON)) != !f->meta.recon_len) {
 			r = 1;
 			break;
 		}
-		if ((r = file_size(s, f->shard, SHARD_MAIN, &main_size)) ||
+		if ((r = f->sealed_gen ? sealed_size(s, f->shard, f->sealed_gen, &main_size)
+		                       : file_size(s, f->shard, SHARD_MAIN, &main_size)) ||
 		    (f->meta.recon_len &&
 		     (r = file_size(s, f->shard, SHARD_RECON, &recon_size))))
 			break;

@@ -14,6 +14,7 @@
 #include "index.h"
 #include "io.h"
 #include "replica.h"
+#include "sealed.h"
 
 typedef struct leaf_read {
 	tdm_store *s;
@@ -29,17 +30,24 @@ static int read_spans(leaf_read *lr, const digest_leaf *l, int kind)
 		return 0;
 	shard_kind sk = kind == DIGEST_MAIN ? SHARD_MAIN : SHARD_RECON;
 	uint64_t committed = sk == SHARD_MAIN ? lr->m->main_len : lr->m->recon_len;
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, lr->m->shard, sk);
+	/* A sealed shard's main records are in its sealed file, by block. */
+	uint64_t gen = lr->m->seal_gen;
+	int sealed = sk == SHARD_MAIN && gen;
+	if (sealed)
+		sk = SHARD_SEALED;
+	char name[80], path[4200];
+	shard_relname_gen(name, sizeof name, lr->m->shard, sk, gen);
 	int r = store_path(path, sizeof path, lr->s, name);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(lr->s, lr->m->shard);
+	id.gen = gen;
 	uint64_t size;
 	int fd;
 	r = shard_file_open(&fd, &size, path, name, sk, &id, SHARD_READ_ANY);
 	if (r && r != SHARD_BAD_HEADER) /* a bad header: the records still read */
 		return r;
+	r = 0;
 	if (committed > size)
 		committed = size;
 	shard_scan sc;
@@ -51,16 +59,21 @@ static int read_spans(leaf_read *lr, const digest_leaf *l, int kind)
 			continue; /* a span the file no longer holds: verify says so */
 		uint64_t end = sp->len > committed - sp->off ? committed : sp->off + sp->len;
 		if (!started) {
-			store_scan_init(&sc, lr->s, lr->m->shard, fd, name, sp->off, end,
+			store_scan_init(&sc, lr->s, lr->m->shard, fd, name, sp->off, committed,
 			                (size_t)(end - sp->off));
 			started = 1;
-		} else {
-			scan_seek(&sc, sp->off, end);
+			if (sealed && (r = sealed_scan_attach(&sc, size)))
+				break;
 		}
+		/* A sealed block is read whole: its records all carry the block's
+		 * offset, and the span ends past the last such offset. */
+		scan_seek(&sc, sp->off, sealed ? committed : end);
 		rec_view rec;
 		uint64_t off;
 		int stop = 0;
 		while (!stop && (r = scan_next(&sc, &rec, &off)) == 0) {
+			if (off >= end)
+				break;
 			if (rec.ts < lr->lo || rec.ts >= lr->hi)
 				continue;
 			tdm_event ev = {.ts = rec.ts, .id = rec.id, .seq = rec.seq,

@@ -16,6 +16,8 @@ static const char MAGIC[8] = {'T', 'D', 'M', 'S', 'H', 'A', 'R', 'D'};
 #define FORMAT_VERSION 1u
 #define MAX_CHUNK (1u << 20)
 
+const char SHARD_OTHER_GEN[] = "header is of another seal generation (the shard was sealed since)";
+
 
 void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind)
 {
@@ -23,7 +25,34 @@ void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind)
 	         kind == SHARD_MAIN ? "main" : "recon");
 }
 
+void shard_relname_gen(char *out, size_t cap, int64_t shard, shard_kind kind,
+                       uint64_t gen)
+{
+	switch (kind) {
+	case SHARD_SEALED:
+	case SHARD_SEALED_TMP:
+		snprintf(out, cap, "shards/%020" PRId64 ".%08" PRIu64 ".sealed%s", shard,
+		         gen, kind == SHARD_SEALED_TMP ? ".tmp" : "");
+		break;
+	case SHARD_DROPPED:
+		snprintf(out, cap, "shards/%020" PRId64 ".dropped", shard);
+		break;
+	default:
+		shard_relname(out, cap, shard, kind);
+	}
+}
+
 int shard_parse_name(int64_t *shard, shard_kind *kind, const char *name)
+{
+	uint64_t gen;
+	if (shard_parse_name_gen(shard, kind, &gen, name) ||
+	    (*kind != SHARD_MAIN && *kind != SHARD_RECON))
+		return -1;
+	return 0;
+}
+
+int shard_parse_name_gen(int64_t *shard, shard_kind *kind, uint64_t *gen,
+                         const char *name)
 {
 	int64_t v = 0;
 	int i;
@@ -38,8 +67,28 @@ int shard_parse_name(int64_t *shard, shard_kind *kind, const char *name)
 		*kind = SHARD_MAIN;
 	else if (strcmp(name + i, ".recon") == 0)
 		*kind = SHARD_RECON;
-	else
-		return -1;
+	else if (strcmp(name + i, ".dropped") == 0)
+		*kind = SHARD_DROPPED;
+	else {
+		/* ".GGGGGGGG.sealed" or ".GGGGGGGG.sealed.tmp" */
+		const char *p = name + i;
+		uint64_t g = 0;
+		if (*p++ != '.')
+			return -1;
+		int j;
+		for (j = 0; j < 8; j++) {
+			if (p[j] < '0' || p[j] > '9')
+				return -1;
+			g = g * 10 + (uint64_t)(p[j] - '0');
+		}
+		if (strcmp(p + j, ".sealed") == 0)
+			*kind = SHARD_SEALED;
+		else if (strcmp(p + j, ".sealed.tmp") == 0)
+			*kind = SHARD_SEALED_TMP;
+		else
+			return -1;
+		*gen = g;
+	}
 	*shard = v;
 	return 0;
 }
@@ -52,6 +101,7 @@ void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id)
 	put_le(out + 16, (uint64_t)id->shard, 8);
 	put_le(out + 24, (uint64_t)id->duration_ns, 8);
 	put_le(out + 32, (uint64_t)id->grace_ns, 8);
+	put_le(out + 40, id->gen, 8);
 	put_le(out + 56, tdm_hash64(out, 56, 0), 8);
 }
 
@@ -72,6 +122,8 @@ const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
 	if ((int64_t)get_le(hdr + 24, 8) != id->duration_ns ||
 	    (int64_t)get_le(hdr + 32, 8) != id->grace_ns)
 		return "header has other shard duration or grace than the store";
+	if (get_le(hdr + 40, 8) != id->gen)
+		return SHARD_OTHER_GEN;
 	return NULL;
 }
 
@@ -110,8 +162,10 @@ int shard_file_open(int *fd, uint64_t *size, const char *path,
 	if (!why)
 		return 0;
 	tdm_fail(TDM_ECORRUPT, "%s: offset 0: %s", name, why);
-	if (mode == SHARD_READ_ANY || mode == SHARD_REPAIR)
+	/* Another generation is not damage: the shard was sealed since. */
+	if (why != SHARD_OTHER_GEN && (mode == SHARD_READ_ANY || mode == SHARD_REPAIR)) {
 		return SHARD_BAD_HEADER; /* the records may all be sound */
+	}
 	io_close(*fd);
 	return TDM_ECORRUPT;
 }
@@ -137,6 +191,9 @@ void scan_bounds(shard_scan *sc, int64_t ts_lo, int64_t ts_hi)
 
 void scan_free(shard_scan *sc)
 {
+	if (sc->hooks)
+		sc->hooks->free(sc);
+	sc->hooks = NULL;
 	free(sc->buf);
 	sc->buf = NULL;
 }
@@ -147,6 +204,8 @@ void scan_seek(shard_scan *sc, uint64_t pos, uint64_t end)
 		sc->chunk = sc->first_chunk;
 	sc->pos = pos;
 	sc->end = end;
+	if (sc->hooks)
+		sc->hooks->seek(sc);
 }
 
 /* Makes bytes [pos, pos + need) available in the buffer, reading ahead by
@@ -227,16 +286,23 @@ static int decode_at(shard_scan *sc, rec_view *rec, const char **why)
 	}
 }
 
-static void note_damage(shard_scan *sc, const char *why)
+void scan_note_damage(shard_scan *sc, uint64_t pos, const char *why)
 {
 	if (sc->damaged++ == 0)
 		snprintf(sc->damage_msg, sizeof sc->damage_msg,
-		         "%s: offset %" PRIu64 ": %s", sc->name, sc->pos, why);
+		         "%s: offset %" PRIu64 ": %s", sc->name, pos, why);
+}
+
+static void note_damage(shard_scan *sc, const char *why)
+{
+	scan_note_damage(sc, sc->pos, why);
 }
 
 int scan_next_strict(shard_scan *sc, rec_view *rec, uint64_t *off,
                      const char **why)
 {
+	if (sc->hooks)
+		return sc->hooks->next(sc, rec, off, why, 1);
 	if (sc->pos >= sc->end)
 		return 1;
 	int st = decode_at(sc, rec, why);
@@ -252,6 +318,8 @@ int scan_next_strict(shard_scan *sc, rec_view *rec, uint64_t *off,
 int scan_next(shard_scan *sc, rec_view *rec, uint64_t *off)
 {
 	const char *why;
+	if (sc->hooks)
+		return sc->hooks->next(sc, rec, off, &why, 0);
 	int st = scan_next_strict(sc, rec, off, &why);
 	if (st != 2)
 		return st;

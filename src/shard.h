@@ -14,22 +14,47 @@
 #define SHARD_HEADER 64u
 #define SHARD_PATH_MAX 4096
 
-typedef enum shard_kind { SHARD_MAIN = 1, SHARD_RECON = 2 } shard_kind;
+/* SHARD_SEALED: a main file rewritten sorted in compressed blocks
+ * (sealed.h); its name carries a generation. SHARD_SEALED_TMP is one being
+ * written, SHARD_DROPPED a shard's data file renamed by retention. */
+typedef enum shard_kind {
+	SHARD_MAIN = 1,
+	SHARD_RECON = 2,
+	SHARD_SEALED = 3,
+	SHARD_SEALED_TMP = 4,
+	SHARD_DROPPED = 5
+} shard_kind;
 
 /* The facts a header must agree with. */
 typedef struct shard_id {
 	int64_t shard;
 	int64_t duration_ns;
 	int64_t grace_ns;
+	uint64_t gen; /* seal generation: 0 for a shard never sealed */
 } shard_id;
 
 /* "shards/00000000000000472222.main", relative to the store. */
 void shard_relname(char *out, size_t cap, int64_t shard, shard_kind kind);
 
-/* Parses a name made by shard_relname (without "shards/"); 0 or -1. */
+/* "shards/00000000000000472222.00000003.sealed" and the like: the name of
+ * any kind, `gen` used by SHARD_SEALED and SHARD_SEALED_TMP. */
+void shard_relname_gen(char *out, size_t cap, int64_t shard, shard_kind kind,
+                       uint64_t gen);
+
+/* Parses a name made by shard_relname (without "shards/"); 0 or -1. Only
+ * main and recon names. */
 int shard_parse_name(int64_t *shard, shard_kind *kind, const char *name);
 
+/* Parses a name of any kind made by shard_relname_gen; 0 or -1. */
+int shard_parse_name_gen(int64_t *shard, shard_kind *kind, uint64_t *gen,
+                         const char *name);
+
 void shard_header_encode(uint8_t *out, shard_kind kind, const shard_id *id);
+
+/* What shard_header_check says of a header of another seal generation:
+ * not damage, but a file that was replaced (shard_file_open then fails with
+ * TDM_ECORRUPT even in READ_ANY and REPAIR modes). */
+extern const char SHARD_OTHER_GEN[];
 
 /* NULL when sound, else what is wrong. */
 const char *shard_header_check(const uint8_t *hdr, shard_kind kind,
@@ -56,6 +81,17 @@ int shard_file_open(int *fd, uint64_t *size, const char *path,
 /* Reads records in file order from a window of a shard file. A record that
  * is not sound is skipped: the scanner finds the next offset where a sound
  * record starts, counts the damage and remembers the first place. */
+struct shard_scan;
+
+/* A scanner of another file layout (sealed.c) plugs in here: shard.c then
+ * hands next/seek/free to it. */
+typedef struct scan_hooks {
+	int (*next)(struct shard_scan *sc, rec_view *rec, uint64_t *off,
+	            const char **why, int strict);
+	void (*seek)(struct shard_scan *sc);
+	void (*free)(struct shard_scan *sc);
+} scan_hooks;
+
 typedef struct shard_scan {
 	int fd;
 	const char *name;
@@ -67,7 +103,12 @@ typedef struct shard_scan {
 	int64_t ts_lo, ts_hi; /* a record outside [ts_lo, ts_hi) is unsound */
 	uint64_t damaged;
 	char damage_msg[256];
+	const scan_hooks *hooks; /* NULL for main and recon files */
+	void *hook_state;
 } shard_scan;
+
+/* Counts a damaged place and remembers the first (for hooks). */
+void scan_note_damage(shard_scan *sc, uint64_t pos, const char *why);
 
 void scan_init(shard_scan *sc, int fd, const char *name, uint64_t start,
                uint64_t end, size_t first_chunk);

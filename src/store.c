@@ -31,7 +31,7 @@ int store_path(char *out, size_t cap, const tdm_store *s, const char *rel)
 
 shard_id store_shard_id(const tdm_store *s, int64_t shard)
 {
-	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns};
+	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns, 0};
 }
 
 void store_scan_init(shard_scan *sc, const tdm_store *s, int64_t shard, int fd,
@@ -51,6 +51,8 @@ static int check_options(const tdm_options *o)
 		return tdm_fail(TDM_EINVAL, "grace must not be negative");
 	if (o->index_interval < 256 || o->index_interval > (64u << 20))
 		return tdm_fail(TDM_EINVAL, "index interval must be 256 B .. 64 MiB");
+	if (o->keep_ns < 0)
+		return tdm_fail(TDM_EINVAL, "keep must not be negative");
 	return 0;
 }
 
@@ -61,6 +63,7 @@ static void header_encode(uint8_t *h, const tdm_options *o)
 	put_le(h + 8, STORE_VERSION | (uint64_t)o->index_interval << 32, 8);
 	put_le(h + 16, (uint64_t)o->shard_duration_ns, 8);
 	put_le(h + 24, (uint64_t)o->grace_ns, 8);
+	put_le(h + 32, (uint64_t)o->keep_ns, 8);
 	put_le(h + 56, tdm_hash64(h, 56, 0), 8);
 }
 
@@ -91,6 +94,7 @@ static int header_read(tdm_options *o, const char *dir)
 	o->index_interval = (uint32_t)(vi >> 32);
 	o->shard_duration_ns = (int64_t)get_le(h + 16, 8);
 	o->grace_ns = (int64_t)get_le(h + 24, 8);
+	o->keep_ns = (int64_t)get_le(h + 32, 8);
 	if (check_options(o))
 		return tdm_fail(TDM_ECORRUPT, "%s: options out of range", path);
 	return 0;
@@ -122,13 +126,14 @@ int store_create(const char *dir, const tdm_options *opts)
 	r = header_read(&have, dir);
 	if (r == 0) {
 		if (have.shard_duration_ns != o.shard_duration_ns ||
-		    have.grace_ns != o.grace_ns || have.index_interval != o.index_interval)
+		    have.grace_ns != o.grace_ns || have.index_interval != o.index_interval ||
+		    have.keep_ns != o.keep_ns)
 			return tdm_fail(TDM_EMISMATCH,
 			                "%s: store exists with shard duration %" PRId64
-			                " ns, grace %" PRId64 " ns, index interval %u;"
-			                " they cannot change",
+			                " ns, grace %" PRId64 " ns, index interval %u,"
+			                " keep %" PRId64 " ns; they cannot change",
 			                dir, have.shard_duration_ns, have.grace_ns,
-			                have.index_interval);
+			                have.index_interval, have.keep_ns);
 		return 0;
 	}
 	if (r != TDM_ENOTFOUND)

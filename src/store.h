@@ -15,6 +15,7 @@
 #define INDEX_DIR "index"
 
 struct writer;
+struct shard_meta;
 
 struct tdm_store {
 	char *dir;
@@ -48,6 +49,14 @@ int store_close(tdm_store *s);
  * `rebuild`: start from an empty index. */
 int recover_store(tdm_store *s, int rebuild);
 
+/* Indexes one shard anew from its files, inside `txn`: its index entries
+ * and state (and every other per-shard derived table) are replaced by what
+ * the files say. `m->shard` and `m->seal_gen` say which files; the rest of
+ * `*m` is overwritten with the new state. `recon_gen` is the generation
+ * the recon file's header names. Used by recovery and by sealing. */
+int recover_index_shard(tdm_store *s, kv_txn *txn, struct shard_meta *m,
+                        int has_recon, uint64_t recon_gen);
+
 /* 1 when recovery has work to do (an index never built, or a shard file
  * whose size is not its committed length), 0 when not, or an error. A
  * writer at work also makes it 1: its batch in flight lies past the
@@ -60,6 +69,24 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
                   const tdm_event *events, size_t n);
 int writer_sync(tdm_store *s);
 void writer_close(struct writer *w);
+/* Drops the cached state of a shard (its files were replaced or removed);
+ * it is loaded again from the index when next touched. Only between
+ * batches, after a sync. */
+void writer_forget(struct writer *w, int64_t shard);
+
+/* Sealing (seal.c) and retention (retain.c); both need the writer. */
+int seal_store(tdm_compact_result *res, tdm_store *s);
+int retain_store(uint64_t *dropped, tdm_store *s, int64_t before);
+/* Every shard's state, and the largest ts of all main files (-1 if none).
+ * `*out` is the caller's to free. */
+int seal_list_shards(struct shard_meta **out, size_t *n, int64_t *newest,
+                     tdm_store *s);
+/* 1 when no event for `shard` can be on time any more: its end plus grace
+ * is at or below `newest`. */
+int seal_shard_closed(const tdm_store *s, int64_t shard, int64_t newest);
+/* Removes a dropped shard's files: the data file renamed to .dropped and
+ * the directory synced first, then the rest. Missing files are fine. */
+int retain_drop_files(tdm_store *s, int64_t shard, uint64_t seal_gen);
 
 /* KV_META keys. */
 #define META_NEXT_SEQ "next_seq"

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "index.h"
 #include "io.h"
+#include "sealed.h"
 #include "store.h"
 #include "verify.h"
 
@@ -148,15 +149,19 @@ static void digest_differs(void *ctx, unsigned level, uint32_t node,
 static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
                       shard_kind kind)
 {
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, have->shard, kind);
+	char name[80], path[4200];
+	int sealed = kind == SHARD_MAIN && have->seal_gen;
+	shard_relname_gen(name, sizeof name, have->shard, sealed ? SHARD_SEALED : kind,
+	                  have->seal_gen);
 	int r = store_path(path, sizeof path, v->s, name);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(v->s, have->shard);
+	id.gen = have->seal_gen;
 	uint64_t size, end = kind == SHARD_MAIN ? have->main_len : have->recon_len;
 	int fd;
-	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	r = shard_file_open(&fd, &size, path, name, sealed ? SHARD_SEALED : kind, &id,
+	                    SHARD_READ_ANY);
 	if (r == TDM_ENOTFOUND) {
 		problem(v, name, -1, "%s", tdm_error_message());
 		return 0;
@@ -170,9 +175,26 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		        " are committed", size, end);
 		end = size;
 	}
-	int64_t grace = v->s->opts.grace_ns;
+	int64_t grace = v->s->opts.grace_ns, prev_ts = -1;
+	uint32_t interval = v->s->opts.index_interval;
 	shard_scan sc;
 	store_scan_init(&sc, v->s, have->shard, fd, name, SHARD_HEADER, end, 1 << 20);
+	if (sealed) {
+		sealed_footer f;
+		interval = 1; /* one index entry per block */
+		if (sealed_footer_read(&f, fd, name, size))
+			problem(v, name, (int64_t)(size - (size < SEALED_FOOTER ? size : SEALED_FOOTER)),
+			        "%s", tdm_error_message());
+		else if (f.events != have->main_count || f.raw_bytes != have->sealed_raw)
+			problem(v, name, (int64_t)f.blocks_end, "footer says %" PRIu64
+			        " events, %" PRIu64 " bytes; the index %" PRIu64 " and %" PRIu64,
+			        f.events, f.raw_bytes, have->main_count, have->sealed_raw);
+		if ((r = sealed_scan_attach(&sc, size))) {
+			scan_free(&sc);
+			io_close(fd);
+			return r;
+		}
+	}
 	for (;;) {
 		rec_view rec;
 		uint64_t off;
@@ -189,12 +211,16 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 			break;
 		if (rec.seq == 0 || rec.seq >= v->next_seq)
 			problem(v, name, (int64_t)off, "seq %" PRIu64 " out of range", rec.seq);
+		if (sealed && rec.ts < prev_ts)
+			problem(v, name, (int64_t)off, "sealed file out of order: ts %" PRId64
+			        " after %" PRId64, rec.ts, prev_ts);
+		prev_ts = rec.ts;
 		if (kind == SHARD_MAIN) {
 			if (m->max_ts >= 0 && rec.ts < m->max_ts - grace)
 				problem(v, name, (int64_t)off,
 				        "ts %" PRId64 " is older than max %" PRId64 " minus grace",
 				        rec.ts, m->max_ts);
-			if ((r = index_note_main(m, off, rec.len, rec.ts, v->s->opts.index_interval,
+			if ((r = index_note_main(m, off, rec.len, rec.ts, interval,
 			                         collect_entry, v)))
 				break;
 		} else {
@@ -216,8 +242,9 @@ static int check_shard(vctx *v, const shard_meta *have)
 	digest_acc_reset(v->digests);
 	for (size_t i = 0; i < 64; i++)
 		v->leaves[i].valid = 0;
-	char name[64];
-	shard_relname(name, sizeof name, have->shard, SHARD_MAIN);
+	char name[80];
+	shard_relname_gen(name, sizeof name, have->shard,
+	                  have->seal_gen ? SHARD_SEALED : SHARD_MAIN, have->seal_gen);
 	int r = check_file(v, have, &m, SHARD_MAIN);
 	if (!r && have->recon_len)
 		r = check_file(v, have, &m, SHARD_RECON);
@@ -252,13 +279,17 @@ static int check_listed(void *ctx, const char *name)
 	vctx *v = ctx;
 	int64_t shard;
 	shard_kind kind;
-	if (shard_parse_name(&shard, &kind, name))
+	uint64_t gen = 0;
+	if (shard_parse_name_gen(&shard, &kind, &gen, name))
 		return 0;
 	shard_meta m;
 	int r = index_meta_get(&m, v->txn, shard);
-	if (r == TDM_ENOTFOUND || (r == 0 && kind == SHARD_RECON && !m.recon_len)) {
-		char rel[64];
-		shard_relname(rel, sizeof rel, shard, kind);
+	if (r == TDM_ENOTFOUND || (r == 0 && kind == SHARD_RECON && !m.recon_len) ||
+	    (r == 0 && kind == SHARD_MAIN && m.seal_gen) ||
+	    (r == 0 && kind == SHARD_SEALED && m.seal_gen != gen) ||
+	    kind == SHARD_SEALED_TMP || kind == SHARD_DROPPED) {
+		char rel[80];
+		shard_relname_gen(rel, sizeof rel, shard, kind, gen);
 		problem(v, rel, -1, "file is not in the index");
 		return 0;
 	}

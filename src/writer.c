@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "io.h"
+#include "sealed.h"
 #include "writer.h"
 
 #define MAX_HOT_SHARDS 64
@@ -41,9 +42,26 @@ static shard_kind kind_of(int k)
 	return k == MAIN ? SHARD_MAIN : SHARD_RECON;
 }
 
+/* A sealed shard's main file is its sealed file, only ever read here. */
+static int sealed_main(const wshard *ws, int k)
+{
+	return k == MAIN && ws->meta.seal_gen;
+}
+
 static void name_of(char *out, size_t cap, const wshard *ws, int k)
 {
-	shard_relname(out, cap, ws->shard, kind_of(k));
+	shard_relname_gen(out, cap, ws->shard,
+	                  sealed_main(ws, k) ? SHARD_SEALED : kind_of(k),
+	                  ws->meta.seal_gen);
+}
+
+/* Starts a scan of file k of a shard: sealed files are read by blocks. */
+static int scan_start(shard_scan *sc, struct writer *w, wshard *ws, int k,
+                      const char *name, uint64_t start, size_t chunk)
+{
+	store_scan_init(sc, w->s, ws->shard, ws->file[k].fd, name, start,
+	                ws->file[k].written, chunk);
+	return sealed_main(ws, k) ? sealed_scan_attach(sc, ws->file[k].written) : 0;
 }
 
 static int fail_io(int err, const wshard *ws, int k, const char *what)
@@ -69,15 +87,18 @@ static void wshard_free(wshard *ws)
 /* Opens (creating with `create`) the main or recon file of a shard. */
 static int wfile_open(struct writer *w, wshard *ws, int k, int create)
 {
-	char rel[64], path[4200];
+	char rel[80], path[4200];
 	name_of(rel, sizeof rel, ws, k);
 	int r = store_path(path, sizeof path, w->s, rel);
 	if (r)
 		return r;
 	shard_id id = store_shard_id(w->s, ws->shard);
+	id.gen = ws->meta.seal_gen; /* a recon file names the seal it follows */
 	uint64_t size;
-	if ((r = shard_file_open(&ws->file[k].fd, &size, path, rel, kind_of(k), &id,
-	                         create ? SHARD_CREATE : SHARD_WRITE)))
+	if ((r = shard_file_open(&ws->file[k].fd, &size, path, rel,
+	                         sealed_main(ws, k) ? SHARD_SEALED : kind_of(k), &id,
+	                         sealed_main(ws, k) ? SHARD_READ
+	                                            : create ? SHARD_CREATE : SHARD_WRITE)))
 		return r;
 	if (create && size == SHARD_HEADER) {
 		char dir[4200];
@@ -251,14 +272,13 @@ static int scan_file(struct writer *w, wshard *ws, int k, uint64_t start,
 	int r = wfile_flush(ws, k);
 	if (r)
 		return r;
-	char name[64];
+	char name[80];
 	name_of(name, sizeof name, ws, k);
 	shard_scan sc;
-	store_scan_init(&sc, w->s, ws->shard, ws->file[k].fd, name, start,
-	                ws->file[k].written, 64 * 1024);
+	r = scan_start(&sc, w, ws, k, name, start, 64 * 1024);
 	rec_view rec;
 	uint64_t off;
-	while ((r = scan_next(&sc, &rec, &off)) == 0)
+	while (!r && (r = scan_next(&sc, &rec, &off)) == 0)
 		if ((r = fn(ctx, &rec, off)))
 			break;
 	scan_free(&sc);
@@ -349,14 +369,17 @@ static int span_holds(int *dup, struct writer *w, wshard *ws, int k, uint64_t of
 		}
 		return 0;
 	}
-	char name[64];
+	char name[80];
 	name_of(name, sizeof name, ws, k);
 	shard_scan sc;
-	store_scan_init(&sc, w->s, ws->shard, f->fd, name, off, off + len, (size_t)len);
+	int r = scan_start(&sc, w, ws, k, name, off, (size_t)len);
+	/* A sealed block is read whole: its records all carry the block's
+	 * offset, and the span ends past the last such offset. */
+	if (!r)
+		scan_seek(&sc, off, sealed_main(ws, k) ? f->written : off + len);
 	rec_view v;
 	uint64_t at;
-	int r;
-	while ((r = scan_next(&sc, &v, &at)) == 0)
+	while (!r && (r = scan_next(&sc, &v, &at)) == 0 && at < off + len)
 		if (v.ts == ts && rec_same_event(v.bytes, rec)) {
 			*dup = 1;
 			break;
@@ -450,9 +473,10 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	if (r)
 		return r;
 	touch(w, ws);
-	int late = ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns;
-	if (late && (r = ensure_recon_file(w, ws)))
-		return r;
+	/* Every event for a sealed shard is late: its sealed file is never
+	 * appended to, and the next seal merges the recon file in. */
+	int late = ws->meta.seal_gen ||
+	           (ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns);
 	int k = late ? RECON : MAIN;
 	wfile *f = &ws->file[k];
 	size_t len = rec_size(ev);
@@ -474,6 +498,9 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		*outcome = TDM_DUPLICATE;
 		return 0;
 	}
+	/* Made only for an event to store: a duplicate leaves no empty file. */
+	if (late && (r = ensure_recon_file(w, ws)))
+		return r;
 	uint8_t *rec = pending_reserve(f, len);
 	if (!rec)
 		return tdm_fail(TDM_ENOMEM, "out of memory for a %zu-byte record", len);
@@ -574,6 +601,20 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 	return kv_commit(txn);
 }
 
+/* The store option keep_ns: once per new newest shard, drop the shards
+ * that ended more than keep_ns before `newest`, the batch's newest main
+ * record. */
+static int apply_keep(struct writer *w, int64_t newest)
+{
+	int64_t d = w->s->opts.shard_duration_ns;
+	if (newest < 0 || newest / d <= w->kept_shard)
+		return 0;
+	w->kept_shard = newest / d;
+	uint64_t dropped;
+	int64_t keep = w->s->opts.keep_ns;
+	return newest > keep ? retain_store(&dropped, w->s, newest - keep) : 0;
+}
+
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
                   const tdm_event *events, size_t n)
 {
@@ -602,11 +643,17 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 		res->duplicates += outcome == TDM_DUPLICATE;
 	}
 	r = commit_batch(w, txn);
-	for (size_t i = 0; i < w->n_touched; i++)
+	int64_t newest = -1; /* read before evict_cold may free touched shards */
+	for (size_t i = 0; i < w->n_touched; i++) {
 		w->touched[i]->touched = 0;
+		if (w->touched[i]->meta.max_ts > newest)
+			newest = w->touched[i]->meta.max_ts;
+	}
 	if (r)
 		goto failed;
 	evict_cold(w);
+	if (s->opts.keep_ns > 0 && (r = apply_keep(w, newest)))
+		goto failed;
 
 	w->unsynced_events += res->appended;
 	if (s->oo.durability == TDM_DURABILITY_INTERVAL &&
@@ -631,6 +678,7 @@ int writer_open(struct writer **out, tdm_store *s)
 	if (!w)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	w->s = s;
+	w->kept_shard = -1;
 	clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
 	kv_txn *txn;
 	int r = digest_acc_new(&w->digests);
@@ -645,6 +693,18 @@ int writer_open(struct writer **out, tdm_store *s)
 	}
 	*out = w;
 	return 0;
+}
+
+void writer_forget(struct writer *w, int64_t shard)
+{
+	for (size_t i = 0; w && i < w->n; i++)
+		if (w->shards[i]->shard == shard) {
+			wshard_free(w->shards[i]);
+			memmove(&w->shards[i], &w->shards[i + 1],
+			        (w->n - i - 1) * sizeof w->shards[0]);
+			w->n--;
+			return;
+		}
 }
 
 void writer_close(struct writer *w)

@@ -43,6 +43,7 @@ struct writer {
 	size_t enc_cap;
 	uint8_t *scratch;  /* a stored record read back for comparison */
 	size_t scratch_cap;
+	int64_t kept_shard; /* newest shard retention (keep_ns) last ran for */
 	uint64_t unsynced_events;
 	digest_acc *digests; /* the batch's changes to replica digests */
 	struct timespec last_sync;

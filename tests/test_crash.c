@@ -282,7 +282,7 @@ static void bad_assert_none(const char *test)
 
 /* ---- stores --------------------------------------------------------------- */
 
-static const tdm_options OPTS = {TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INTERVAL};
+static const tdm_options OPTS = {TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INTERVAL, 0};
 
 /* A fresh empty directory. Durability is simulated by faultfs, so a tmpfs
  * is as good as a disk and much faster for LMDB's own syncs. */

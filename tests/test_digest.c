@@ -1092,6 +1092,65 @@ START_TEST(test_rebuild)
 }
 END_TEST
 
+/* ---- 5b. sealing leaves digests as they were ------------------------------- */
+
+START_TEST(test_sealing)
+{
+	const int64_t dur = 10 * SEC, grace = SEC;
+	tst_rng r;
+	tst_rng_seed(&r, 0x5ea1);
+	evset es;
+	evset_gen(&es, &r, 6000, dur, grace, T0 + 4 * SEC, 25 * SEC, 15, 10);
+	size_t *o = order_arrival(&es);
+	char *dir = tst_store_new(dur, grace, 0);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	ck_assert_uint_gt(fill(s, &es, o, 200, &r, NULL), 0);
+	leafkey *lk;
+	size_t nl = leaves_of(&lk, &es);
+	dlist before;
+	shardlist sb;
+	snapshot(&before, &sb, s, lk, nl);
+
+	tdm_compact_result cr;
+	ck_assert_int_eq(tdm_compact(&cr, s), 0);
+	ck_assert_uint_gt(cr.shards_sealed, 0);
+	for (int round = 0; round < 2; round++) {
+		dlist after;
+		shardlist sa;
+		snapshot(&after, &sa, s, lk, nl);
+		shards_expect_eq(&sa, &sb, round ? "sealed, index rebuilt" : "sealed");
+		dlist_expect_eq(&after, &before, round ? "sealed, index rebuilt" : "sealed");
+		/* Leaves of sealed shards read from the sealed blocks. */
+		for (size_t i = 0; i < nl; i += 41)
+			check_leaf(s, dur, lk[i].shard, lk[i].leaf, 0, INT64_MAX);
+		tst_verify_clean(s);
+		dlist_free(&after);
+		free(sa.a);
+		tdm_store_close(s);
+		char idx[4200];
+		snprintf(idx, sizeof idx, "%s/index", dir);
+		tst_rmtree(idx);
+		s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	}
+	/* A sealed shard's events come again: all duplicates, found through
+	 * the leaves of the sealed file. */
+	tdm_append_result res;
+	for (size_t i = 0; i < es.n; i += 500) {
+		size_t n = es.n - i < 500 ? es.n - i : 500;
+		ck_assert_int_eq(tdm_append(&res, NULL, s, &es.ev[i], n), 0);
+		ck_assert_uint_eq(res.duplicates, n);
+	}
+	tst_verify_clean(s);
+	tdm_store_close(s);
+	free(sb.a);
+	dlist_free(&before);
+	free(lk);
+	free(o);
+	tst_tmpdir_drop(dir);
+	evset_free(&es);
+}
+END_TEST
+
 /* ---- 6. verify finds tampered digest rows -------------------------------- */
 
 /* Problems seen by the callback. */
@@ -1541,6 +1600,7 @@ static Suite *digest_suite(void)
 	tcase_add_test(tc, test_leaf_events);
 	tcase_add_test(tc, test_leaf_bytes);
 	tcase_add_test(tc, test_rebuild);
+	tcase_add_test(tc, test_sealing);
 	tcase_add_loop_test(tc, test_verify_tampered, 0, T_COUNT);
 	tcase_add_test(tc, test_arguments);
 	suite_add_tcase(su, tc);

@@ -16,6 +16,11 @@
  *      in §4 order (tst_event_cmp), or, with a selector, those matching it.
  *   4. seq is commit order: the events of a batch get distinct seqs above
  *      every earlier batch's, and last_seq grows by the batch's appended.
+ *   5. Sealing (tdm_compact) seals every shard whose end plus grace is at or
+ *      below the newest main-file event, and changes no read; afterwards
+ *      every event for a sealed shard is late, until it is sealed again.
+ *      Retention (tdm_retain) drops exactly the closed shards that end at or
+ *      before the given time, and nothing else.
  *
  * The shard duration and grace follow from the seed (see configs).
  * A failure names the seed and the operation; rerun one seed with
@@ -80,6 +85,7 @@ typedef struct mevent {
 typedef struct watermark {
 	int64_t shard;
 	int64_t max_ts;
+	bool sealed;
 } watermark;
 
 /* seqs of a batch's events lie in (lo, hi]. */
@@ -97,6 +103,7 @@ typedef struct model {
 	seq_window *batches;
 	size_t n_batches, cap_batches;
 	uint64_t last_seq;
+	bool retained; /* a retention dropped shards: last_seq may have fallen */
 } model;
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -162,7 +169,7 @@ static watermark *model_watermark(model *m, int64_t shard, bool create)
 	m->wm = grow(m->wm, &m->cap_wm, m->n_wm + 1, sizeof *m->wm);
 	memmove(&m->wm[lo + 1], &m->wm[lo], (m->n_wm - lo) * sizeof *m->wm);
 	m->n_wm++;
-	m->wm[lo] = (watermark){shard, -1};
+	m->wm[lo] = (watermark){shard, -1, false};
 	return &m->wm[lo];
 }
 
@@ -176,7 +183,7 @@ static enum tdm_outcome model_append(model *m, tdm_event *ev, bool *taken)
 		return TDM_DUPLICATE;
 
 	watermark *w = model_watermark(m, ev->ts / m->shard_ns, true);
-	bool late = w->max_ts >= 0 && ev->ts < w->max_ts - m->grace_ns;
+	bool late = w->sealed || (w->max_ts >= 0 && ev->ts < w->max_ts - m->grace_ns);
 	if (!late && ev->ts > w->max_ts)
 		w->max_ts = ev->ts;
 
@@ -255,6 +262,7 @@ typedef struct run {
 	batch *b;
 	unsigned char scratch[MAX_PAYLOAD_GEN];
 	uint64_t n_reads, n_read_events, n_reopens, n_late, n_dups;
+	uint64_t n_compacts, n_retained;
 } run;
 
 static void run_fail(const run *r, int line, const char *fmt, ...)
@@ -477,7 +485,7 @@ static void check_stat(run *r)
 	      m->n_late);
 	CHECK(r, st.shards == m->n_wm, "stat.shards %" PRIu64 ", model %zu",
 	      st.shards, m->n_wm);
-	CHECK(r, st.last_seq == m->last_seq,
+	CHECK(r, st.last_seq == m->last_seq || (m->retained && st.last_seq < m->last_seq),
 	      "stat.last_seq %" PRIu64 ", model %" PRIu64, st.last_seq,
 	      m->last_seq);
 	int64_t min_ts = m->n ? m->ev[0].ev->ts : -1;
@@ -839,6 +847,103 @@ static void op_readonly_phase(run *r)
 	open_store(r, false);
 }
 
+/* ---- Sealing and retention ---------------------------------------------- */
+
+static int64_t model_newest(const model *m)
+{
+	int64_t newest = -1;
+	for (size_t i = 0; i < m->n_wm; i++)
+		if (m->wm[i].max_ts > newest)
+			newest = m->wm[i].max_ts;
+	return newest;
+}
+
+static bool model_closed(const model *m, int64_t shard, int64_t newest)
+{
+	return shard < (INT64_MAX - m->grace_ns) / m->shard_ns - 1 &&
+	       (shard + 1) * m->shard_ns + m->grace_ns <= newest;
+}
+
+/* Seals the closed shards: their late events join the sealed file (no
+ * longer late for stat) and the watermark covers them all. */
+static void op_compact(run *r)
+{
+	model *m = &r->m;
+	int64_t newest = model_newest(m);
+	uint64_t want = 0;
+	for (size_t i = 0; i < m->n_wm; i++) {
+		watermark *w = &m->wm[i];
+		if (!model_closed(m, w->shard, newest))
+			continue;
+		bool any_late = false;
+		for (size_t k = model_lower(m, w->shard * m->shard_ns);
+		     k < m->n && m->ev[k].ev->ts / m->shard_ns == w->shard; k++) {
+			any_late |= m->ev[k].late;
+			if (m->ev[k].late) {
+				m->ev[k].late = false;
+				m->n_late--;
+			}
+			if (m->ev[k].ev->ts > w->max_ts)
+				w->max_ts = m->ev[k].ev->ts;
+		}
+		if (!w->sealed || any_late)
+			want++;
+		w->sealed = true;
+	}
+	tdm_compact_result res;
+	CALL(r, tdm_compact(&res, r->store));
+	CHECK(r, res.shards_sealed == want && res.shards_skipped == 0,
+	      "compact sealed %" PRIu64 " shards, model %" PRIu64, res.shards_sealed,
+	      want);
+	r->n_compacts++;
+	check_stat(r);
+	check_read(r, 0, INT64_MAX, NULL);
+	op_read(r);
+	if (chance(r, 50))
+		check_verify(r);
+}
+
+/* Drops closed shards ending at or before a time among the oldest. */
+static void op_retain(run *r)
+{
+	model *m = &r->m;
+	if (!m->n_wm)
+		return;
+	int64_t newest = model_newest(m);
+	int64_t shard = m->wm[rnd(r, (m->n_wm + 2) / 3)].shard;
+	int64_t before = shard_start(r, shard + 1) + (int64_t)rnd(r, (uint64_t)m->shard_ns);
+	uint64_t want = 0;
+	for (size_t i = 0; i < m->n_wm;) {
+		watermark *w = &m->wm[i];
+		if (w->shard >= INT64_MAX / m->shard_ns ||
+		    (w->shard + 1) * m->shard_ns > before || !model_closed(m, w->shard, newest)) {
+			i++;
+			continue;
+		}
+		size_t lo = model_lower(m, w->shard * m->shard_ns), hi = lo;
+		while (hi < m->n && m->ev[hi].ev->ts / m->shard_ns == w->shard) {
+			m->n_late -= m->ev[hi].late;
+			tst_event_free(m->ev[hi].ev);
+			hi++;
+		}
+		memmove(&m->ev[lo], &m->ev[hi], (m->n - hi) * sizeof *m->ev);
+		m->n -= hi - lo;
+		memmove(&m->wm[i], &m->wm[i + 1], (m->n_wm - i - 1) * sizeof *m->wm);
+		m->n_wm--;
+		want++;
+	}
+	m->retained |= want > 0;
+	uint64_t dropped = 99;
+	CALL(r, tdm_retain(&dropped, r->store, before));
+	CHECK(r, dropped == want, "retain dropped %" PRIu64 " shards, model %" PRIu64,
+	      dropped, want);
+	r->n_retained += dropped;
+	check_stat(r);
+	check_read(r, 0, INT64_MAX, NULL);
+	if (chance(r, 50))
+		check_verify(r);
+}
+
 static int env_int(const char *name, int fallback)
 {
 	const char *v = getenv(name);
@@ -868,19 +973,23 @@ static void run_seed(uint64_t seed, int ops)
 	check_read(r, 0, INT64_MAX, NULL);
 
 	for (r->op = 0; r->op < ops; r->op++) {
-		uint64_t kind = rnd(r, 100);
-		if (kind < 60)
+		uint64_t kind = rnd(r, 200);
+		if (kind < 118)
 			op_append(r);
-		else if (kind < 82)
+		else if (kind < 160)
 			op_read(r);
-		else if (kind < 90)
+		else if (kind < 175)
 			op_read_selector(r);
-		else if (kind < 92)
+		else if (kind < 179)
 			op_read_across_append(r);
-		else if (kind < 97)
+		else if (kind < 188)
 			op_reopen(r);
-		else
+		else if (kind < 193)
 			op_readonly_phase(r);
+		else if (kind < 198)
+			op_compact(r);
+		else
+			op_retain(r);
 	}
 
 	/* The end: everything, after a last reopen, and a sound store. */
@@ -894,10 +1003,12 @@ static void run_seed(uint64_t seed, int ops)
 	        PRId64 " ns): %d ops, %zu events (%" PRIu64
 	        " late appends, %" PRIu64 " duplicates), %zu shards, %" PRIu64
 	        " index entries, %" PRIu64 " reads returned %" PRIu64
-	        " events, %" PRIu64 " reopens\n", seed, r->m.shard_ns,
-	        r->m.grace_ns, ops, r->m.n, r->n_late,
+	        " events, %" PRIu64 " reopens, %" PRIu64 " compactions (%" PRIu64
+	        " sealed shards), %" PRIu64 " shards retained away\n", seed,
+	        r->m.shard_ns, r->m.grace_ns, ops, r->m.n, r->n_late,
 	        r->n_dups, r->m.n_wm, st.index_entries, r->n_reads,
-	        r->n_read_events, r->n_reopens);
+	        r->n_read_events, r->n_reopens, r->n_compacts, st.sealed_shards,
+	        r->n_retained);
 
 	close_store(r);
 	tst_rmtree(r->dir);
@@ -923,7 +1034,7 @@ END_TEST
 /* ---- Fixed cases ------------------------------------------------------- */
 
 static const tdm_options test_opts = {
-	TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INDEX_INTERVAL,
+	TDM_OPTIONS_VERSION, SHARD_NS, GRACE_NS, INDEX_INTERVAL, 0,
 };
 
 static tdm_event plain_event(int64_t ts, uint32_t id, const char *payload)

@@ -31,7 +31,7 @@ static void teardown(void)
 	dir = NULL;
 }
 
-static const shard_id ID = {472222, 3600000000000ll, 60000000000ll};
+static const shard_id ID = {472222, 3600000000000ll, 60000000000ll, 0};
 
 /* ---- Names ------------------------------------------------------------- */
 

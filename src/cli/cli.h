@@ -27,6 +27,8 @@ int cmd_diff(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
+int cmd_retain(int argc, char **argv);
 
 /* The exit code for a TDM_E* error code. */
 int cli_exit_code(int err);

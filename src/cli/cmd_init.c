@@ -1,6 +1,6 @@
 /*
  * cmd_init.c - `tidemark init DIR [--shard-duration D] [--grace D]
- * [--index-interval BYTES]`: creates a store, or checks that an existing
+ * [--index-interval BYTES] [--keep D]`: creates a store, or checks that an existing
  * one was made with the same options.
  */
 #include <errno.h>
@@ -12,10 +12,10 @@
 
 static const char usage[] =
 	"tidemark init DIR [--shard-duration D] [--grace D] "
-	"[--index-interval BYTES]";
+	"[--index-interval BYTES] [--keep D]";
 
 typedef struct init_args {
-	const char *dir, *shard_duration, *grace, *index_interval;
+	const char *dir, *shard_duration, *grace, *index_interval, *keep;
 } init_args;
 
 static int parse_args(init_args *ia, int argc, char **argv)
@@ -27,7 +27,8 @@ static int parse_args(init_args *ia, int argc, char **argv)
 		                    &ia->shard_duration)) ||
 		    (r = cli_option(&a, "--grace", &ia->grace)) ||
 		    (r = cli_option(&a, "--index-interval",
-		                    &ia->index_interval))) {
+		                    &ia->index_interval)) ||
+		    (r = cli_option(&a, "--keep", &ia->keep))) {
 			if (r < 0)
 				return cli_bad_argument(&a, usage, 1);
 			continue;
@@ -79,6 +80,7 @@ int cmd_init(int argc, char **argv)
 	    (rc = duration_opt(&opts.shard_duration_ns, "--shard-duration",
 	                       ia.shard_duration)) ||
 	    (rc = duration_opt(&opts.grace_ns, "--grace", ia.grace)) ||
+	    (rc = duration_opt(&opts.keep_ns, "--keep", ia.keep)) ||
 	    (rc = bytes_opt(&opts.index_interval, ia.index_interval)))
 		return rc;
 	rc = tdm_store_create(ia.dir, &opts);

@@ -17,10 +17,17 @@ static void print_stat(const tdm_stat *st, const tdm_options *o)
 	       ",\"index_entries\":%" PRIu64 ",\"last_seq\":%" PRIu64
 	       ",\"min_ts\":%" PRId64 ",\"max_ts\":%" PRId64
 	       ",\"shard_duration_ns\":%" PRId64 ",\"grace_ns\":%" PRId64
-	       ",\"index_interval\":%" PRIu32 "}\n",
+	       ",\"index_interval\":%" PRIu32 ",\"keep_ns\":%" PRId64
+	       ",\"sealed_shards\":%" PRIu64 ",\"unsealed_shards\":%" PRIu64
+	       ",\"sealed_bytes\":%" PRIu64 ",\"sealed_raw_bytes\":%" PRIu64
+	       ",\"compression_ratio\":%.2f,\"recon_bytes\":%" PRIu64 "}\n",
 	       st->shards, st->events, st->late_events, st->bytes,
 	       st->index_entries, st->last_seq, st->min_ts, st->max_ts,
-	       o->shard_duration_ns, o->grace_ns, o->index_interval);
+	       o->shard_duration_ns, o->grace_ns, o->index_interval, o->keep_ns,
+	       st->sealed_shards, st->shards - st->sealed_shards, st->sealed_bytes,
+	       st->sealed_raw_bytes,
+	       st->sealed_bytes ? (double)st->sealed_raw_bytes / (double)st->sealed_bytes : 0.0,
+	       st->recon_bytes);
 }
 
 int cmd_stat(int argc, char **argv)

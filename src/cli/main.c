@@ -12,7 +12,9 @@ static const char usage_text[] =
 	"usage: tidemark COMMAND [ARGS]\n"
 	"\n"
 	"  init DIR [--shard-duration D] [--grace D] [--index-interval BYTES]\n"
-	"      create a store (defaults: 1h shards, 60s grace, 4096 bytes)\n"
+	"       [--keep D]\n"
+	"      create a store (defaults: 1h shards, 60s grace, 4096 bytes,\n"
+	"      keep everything; with --keep the writer drops older shards)\n"
 	"  append DIR [--durability none|interval|batch]\n"
 	"      append NDJSON events from stdin; summary on stderr\n"
 	"  read DIR [--from T] [--to T] [--where k=v,...]... [--storage-order]\n"
@@ -27,6 +29,9 @@ static const char usage_text[] =
 	"      tidemark serve --stdio PATH`; --remote-command CMD runs\n"
 	"      `sh -c CMD sh HOST PATH` instead)\n"
 	"  serve --stdio DIR      answer the replica protocol on stdin/stdout\n"
+	"  compact DIR   seal closed shards: sorted, compressed, recon emptied\n"
+	"  retain DIR --before T\n"
+	"      drop whole shards that end at or before T (outside grace)\n"
 	"\n"
 	"Times T: integer ns, RFC 3339 (2026-11-22T10:00:00.5Z), now, now-15m.\n"
 	"Durations D: 500ms, 60s, 15m, 1h, 1d, 1h30m; a bare integer is ns.\n"
@@ -46,6 +51,7 @@ static const command commands[] = {
 	{"init", cmd_init},     {"append", cmd_append}, {"read", cmd_read},
 	{"stat", cmd_stat},     {"verify", cmd_verify}, {"diff", cmd_diff},
 	{"repair", cmd_repair}, {"sync", cmd_sync},     {"serve", cmd_serve},
+	{"compact", cmd_compact}, {"retain", cmd_retain},
 };
 
 int main(int argc, char **argv)

@@ -606,7 +606,9 @@ class StatTest(StoreTest):
         self.assertEqual(list(st), [
             "shards", "events", "late_events", "bytes", "index_entries",
             "last_seq", "min_ts", "max_ts", "shard_duration_ns", "grace_ns",
-            "index_interval"])
+            "index_interval", "keep_ns", "sealed_shards", "unsealed_shards",
+            "sealed_bytes", "sealed_raw_bytes", "compression_ratio",
+            "recon_bytes"])
         self.assertEqual((st["events"], st["late_events"], st["last_seq"]),
                          (0, 0, 0))
         self.assertEqual((st["min_ts"], st["max_ts"]), (-1, -1))
@@ -626,6 +628,96 @@ class StatTest(StoreTest):
         self.assertEqual(st["max_ts"], mid + HOUR)
         self.assertGreater(st["bytes"], 100)
         self.assertGreaterEqual(st["index_entries"], 0)
+
+
+class SealRetainTest(StoreTest):
+    """compact and retain (issue 7), from outside."""
+    init_args = ("--shard-duration", "1m", "--grace", "1s")
+    MIN = 60 * SEC
+
+    def fill(self):
+        lines = []
+        for m in range(4):
+            for i in range(300):
+                ts = T0 + m * self.MIN + i * 190_000_000
+                lines.append(ev(ts, i, {"host": "web-%d" % (i % 3)},
+                                "GET /api/orders/%d 200 %dms" % (i * 7, i % 50)))
+                if i % 25 == 0 and i:  # late: 2 s behind the newest
+                    lines.append(ev(ts - 2 * SEC, 10_000 + i, None, "late %d" % i))
+        self.append(lines)
+
+    def stat(self):
+        rc, out, err = run("stat", self.store)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def test_compact_then_read_verify_stat(self):
+        self.fill()
+        before, _ = self.read()
+        rc, out, err = run("compact", self.store)
+        self.assertEqual(rc, 0, err)
+        res = json.loads(out)
+        self.assertEqual(res["sealed"], 3)  # the newest minute is still open
+        self.assertGreater(res["bytes_before"], res["bytes_after"])
+        after, _ = self.read()
+        self.assertEqual(after, before)
+        rc, out, err = self.verify()
+        self.assertEqual(rc, 0, err)
+        st = self.stat()
+        self.assertEqual((st["sealed_shards"], st["unsealed_shards"]), (3, 1))
+        self.assertGreater(st["compression_ratio"], 1.0)
+        # A late event for a sealed shard, then a duplicate of it and of a
+        # sealed event: stored once each.
+        summary, _ = self.append([ev(T0 + 5 * SEC, 77, None, "very late"),
+                                  ev(T0 + 5 * SEC, 77, None, "very late"),
+                                  ev(T0, 0, {"host": "web-0"},
+                                     "GET /api/orders/0 200 0ms")])
+        self.assert_counts(summary, 1, 2, 1)
+        self.assertGreater(self.stat()["recon_bytes"], 0)
+        rc, out, err = run("compact", self.store)
+        self.assertEqual(json.loads(out)["sealed"], 1)
+        self.assertEqual(len(self.read()[0]), len(before) + 1)
+        self.assertEqual(self.verify()[0], 0)
+
+    def test_retain(self):
+        self.fill()
+        before = self.read_events()
+        rc, out, err = run("retain", self.store, "--before", T0 + 2 * self.MIN)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), {"dropped_shards": 2})
+        after = self.read_events()
+        self.assertEqual(after, [e for e in before if e["ts"] >= T0 + 2 * self.MIN])
+        # Never inside the grace window: the newest shard stays.
+        rc, out, err = run("retain", self.store, "--before", T0 + 10 * self.MIN)
+        self.assertEqual(json.loads(out), {"dropped_shards": 1})
+        self.assertEqual(self.stat()["shards"], 1)
+        self.assertEqual(self.verify()[0], 0)
+
+    def test_keep_option(self):
+        store = os.path.join(self.tmp, "kept")
+        rc, _, err = run("init", store, "--shard-duration", "1m", "--grace",
+                         "1s", "--keep", "2m")
+        self.assertEqual(rc, 0, err)
+        self.store = store
+        self.fill()
+        st = self.stat()
+        self.assertEqual(st["keep_ns"], 2 * self.MIN)
+        # The newest event is at about 3m57s: shards that ended by 1m57s go.
+        self.assertEqual(st["shards"], 3)
+        self.assertGreaterEqual(st["min_ts"], T0 + self.MIN)
+        rc, _, err = run("init", store, "--shard-duration", "1m", "--grace", "1s")
+        self.assertEqual(rc, 2, err)
+
+    def test_usage(self):
+        for args in (("compact",), ("compact", self.store, "x"),
+                     ("retain", self.store), ("retain", self.store, "--before"),
+                     ("retain", self.store, "--before", "yesterday"),
+                     ("init", self.store + "2", "--keep", "forever")):
+            rc, out, err = run(*args)
+            self.assertEqual(rc, 2, (args, err))
+            self.assertIn(b"usage", err, args)
+        rc, _, err = run("compact", os.path.join(self.tmp, "nothing"))
+        self.assertNotEqual(rc, 0)
 
 
 def shard_files(store):
