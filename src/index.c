@@ -6,6 +6,7 @@
 #include "bytes.h"
 #include "error.h"
 #include "index.h"
+#include "labels.h"
 #include "shard.h"
 
 #define META_FIELDS 12
@@ -367,5 +368,8 @@ int index_entries_del(kv_txn *txn, int64_t shard)
 {
 	uint8_t prefix[8];
 	put_be64(prefix, (uint64_t)shard);
-	return kv_del_prefix(txn, KV_INDEX, prefix, sizeof prefix);
+	int r = kv_del_prefix(txn, KV_INDEX, prefix, sizeof prefix);
+	/* The label bitmaps index the same bytes: they go with the entries, so
+	 * that every caller (recovery, sealing, retention) drops both. */
+	return r ? r : lbl_del(txn, shard);
 }

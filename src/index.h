@@ -102,7 +102,7 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
 int index_entries_each(kv_txn *txn, int64_t shard,
                        int (*fn)(void *ctx, const index_entry *e), void *ctx);
 
-/* Deletes a shard's entries. */
+/* Deletes a shard's entries and its label bitmaps (labels.h). */
 int index_entries_del(kv_txn *txn, int64_t shard);
 
 #endif

@@ -1,8 +1,8 @@
 /* kv.h - the key-value layer: the only user of LMDB.
  *
- * Three tables: KV_SHARDS (per-shard committed state), KV_INDEX (sparse
- * index entries) and KV_META (store-wide counters). All of it is derived
- * from the shard files and can be rebuilt (recover.c). */
+ * Tables: KV_SHARDS (per-shard committed state), KV_INDEX (sparse index
+ * entries), KV_META (store-wide counters) and KV_LABELS (label bitmaps).
+ * All of it is derived from the shard files and can be rebuilt (recover.c). */
 #ifndef TDM_KV_H
 #define TDM_KV_H
 
@@ -13,7 +13,13 @@ typedef struct kv_env kv_env;
 typedef struct kv_txn kv_txn;
 typedef struct kv_cursor kv_cursor;
 
-typedef enum kv_table { KV_SHARDS = 0, KV_INDEX, KV_META, KV_NTABLES } kv_table;
+typedef enum kv_table {
+	KV_SHARDS = 0,
+	KV_INDEX,
+	KV_META,
+	KV_LABELS, /* label bitmaps (labels.h) */
+	KV_NTABLES
+} kv_table;
 
 typedef struct kv_val {
 	const void *data;

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "index.h"
 #include "kv.h"
 #include "shard.h"
 #include "tidemark.h"
@@ -54,6 +55,11 @@ int recover_store(tdm_store *s, int rebuild);
  * committed lengths. */
 int recover_needed(tdm_store *s);
 
+/* Rebuilds the label bitmaps of one shard from its files, up to the
+ * committed lengths in `m` (recover.c): for a writer that found one of them
+ * unsound. */
+int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m);
+
 /* Writer (writer.c). */
 int writer_open(struct writer **out, tdm_store *s);
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
@@ -64,6 +70,9 @@ void writer_close(struct writer *w);
 /* KV_META keys. */
 #define META_NEXT_SEQ "next_seq"
 #define META_BUILT "built" /* present once the index was built from the files */
+/* Present once every shard has its label bitmaps: an index built before
+ * they existed lacks it and is rebuilt. */
+#define META_LABELS "labels"
 int store_next_seq_get(uint64_t *out, kv_txn *txn);
 int store_next_seq_put(kv_txn *txn, uint64_t next);
 

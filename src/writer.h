@@ -7,6 +7,7 @@
 
 #include "dedupe.h"
 #include "index.h"
+#include "labels.h"
 #include "store.h"
 
 /* One shard being written: its files, the bytes of the current batch not
@@ -26,6 +27,7 @@ typedef struct wshard {
 	dd_window window;  /* main records with ts >= max_ts - grace */
 	dd_set recon;      /* every recon record */
 	dd_filter filter;  /* every main record */
+	lbl_acc *labels;   /* label bitmaps of the chunks being appended to */
 	int window_loaded, recon_loaded, filter_loaded;
 	int touched;       /* in the current batch */
 	uint64_t last_used;
