@@ -46,6 +46,13 @@ struct lbl_acc {
 	size_t buf_cap;
 };
 
+/* roaring_bitmap_free of 0.2.66 does not take NULL. */
+static void bm_free(roaring_bitmap_t *bm)
+{
+	if (bm)
+		roaring_bitmap_free(bm);
+}
+
 /* ---- keys and values ------------------------------------------------- */
 
 /* LMDB keys are at most 511 bytes. A pair too long for that is keyed by
@@ -133,7 +140,7 @@ static int decode(roaring_bitmap_t **out, const uint8_t **pair, size_t *plen,
 	if (roaring_bitmap_portable_size_in_bytes(bm) != n ||
 	    roaring_bitmap_is_empty(bm) || roaring_bitmap_maximum(bm) >= CHUNK_SPAN ||
 	    (get_be64(key + 9) == 0 && roaring_bitmap_minimum(bm) < SHARD_HEADER)) {
-		roaring_bitmap_free(bm);
+		bm_free(bm);
 		return tdm_fail(TDM_ECORRUPT, "label bitmap: positions out of range");
 	}
 	*out = bm;
@@ -164,7 +171,7 @@ int lbl_acc_new(lbl_acc **out, int64_t shard)
 
 static void ent_free(lbl_ent *e)
 {
-	roaring_bitmap_free(e->bm);
+	bm_free(e->bm);
 	free(e->pair);
 	e->bm = NULL;
 	e->pair = NULL;
@@ -252,7 +259,7 @@ static int acc_get(lbl_ent **out, lbl_acc *a, shard_kind kind, uint64_t chunk,
 		e->dirty = e->seen = 0;
 		a->n++;
 	} else if (bm) {
-		roaring_bitmap_free(bm);
+		bm_free(bm);
 	}
 	*out = e;
 	return 0;
@@ -437,10 +444,10 @@ static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 			break;
 		}
 		if (!lbl_pair_matches(m, pair, plen)) {
-			roaring_bitmap_free(bm);
+			bm_free(bm);
 		} else if (*out) {
 			roaring_bitmap_or_inplace(*out, bm);
-			roaring_bitmap_free(bm);
+			bm_free(bm);
 		} else {
 			*out = bm;
 		}
@@ -448,7 +455,7 @@ static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 	if (r == TDM_ENOTFOUND)
 		r = 0;
 	if (r) {
-		roaring_bitmap_free(*out);
+		bm_free(*out);
 		*out = NULL;
 	}
 	return r;
@@ -466,18 +473,18 @@ static int select_chunk(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 		for (size_t i = 0; i < where[g].n_matches; i++) {
 			roaring_bitmap_t *u;
 			if ((r = match_union(&u, cur, txn, head, &where[g].matches[i])) || !u) {
-				roaring_bitmap_free(acc);
+				bm_free(acc);
 				acc = NULL;
 				break;
 			}
 			if (acc) {
 				roaring_bitmap_and_inplace(acc, u);
-				roaring_bitmap_free(u);
+				bm_free(u);
 			} else {
 				acc = u;
 			}
 			if (roaring_bitmap_is_empty(acc)) {
-				roaring_bitmap_free(acc);
+				bm_free(acc);
 				acc = NULL;
 				break;
 			}
@@ -486,13 +493,13 @@ static int select_chunk(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 			continue;
 		if (res) {
 			roaring_bitmap_or_inplace(res, acc);
-			roaring_bitmap_free(acc);
+			bm_free(acc);
 		} else {
 			res = acc;
 		}
 	}
 	if (r) {
-		roaring_bitmap_free(res);
+		bm_free(res);
 		res = NULL;
 	}
 	*out = res;
@@ -537,7 +544,7 @@ int lbl_select(lbl_cand **out, kv_txn *txn, int64_t shard, shard_kind kind,
 		if ((r = select_chunk(&bm, cur, txn, head, where, n_where)) || !bm)
 			continue;
 		r = cand_add(c, chunk, bm);
-		roaring_bitmap_free(bm);
+		bm_free(bm);
 	}
 	kv_cursor_close(cur);
 	if (r) {
@@ -602,7 +609,7 @@ int lbl_count(kv_txn *txn, int64_t shard,
 			break;
 		}
 		uint64_t n = roaring_bitmap_get_cardinality(bm);
-		roaring_bitmap_free(bm);
+		bm_free(bm);
 		if ((r = fn(ctx, pair, plen, n)))
 			break;
 	}
@@ -663,7 +670,7 @@ int lbl_verify(kv_txn *txn, int64_t shard, lbl_acc *expected,
 				report(ctx, kind, chunk, what);
 			}
 		}
-		roaring_bitmap_free(bm);
+		bm_free(bm);
 	}
 	kv_cursor_close(c);
 	if (r != TDM_ENOTFOUND)
