@@ -238,6 +238,29 @@ TDM_EXPORT uint64_t tdm_iter_damage(const char **first_message,
 /* Frees the iterator. NULL is a no-op. */
 TDM_EXPORT void tdm_iter_close(tdm_iter *it);
 
+/* ---- Label counts -------------------------------------------------------- */
+
+/* One label pair and how many events carry it. */
+typedef struct tdm_label_count {
+	const char *key;
+	const char *value;
+	uint64_t events;
+} tdm_label_count;
+
+/* The label pairs of the events with from <= ts < to, each with the number
+ * of those events that carry it, sorted by key, then value (bytewise).
+ * Shards wholly inside the range are counted from the label bitmaps without
+ * reading any event; a shard the range cuts (at most the first and the
+ * last), or one whose bitmaps are not sound, is read. Each shard is counted
+ * as committed when it is reached. `*out` (an array of `*n`) is the
+ * caller's: free it with tdm_label_counts_free.
+ * Errors: TDM_ENOMEM, TDM_EIO, TDM_ECORRUPT. */
+TDM_EXPORT int tdm_label_counts(tdm_label_count **out, size_t *n, tdm_store *s,
+                                int64_t from, int64_t to);
+
+/* Frees what tdm_label_counts handed out. NULL is a no-op. */
+TDM_EXPORT void tdm_label_counts_free(tdm_label_count *counts, size_t n);
+
 /* ---- Statistics and verification -------------------------------------- */
 
 typedef struct tdm_stat {

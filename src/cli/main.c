@@ -17,6 +17,8 @@ static const char usage_text[] =
 	"      append NDJSON events from stdin; summary on stderr\n"
 	"  read DIR [--from T] [--to T] [--where k=v,...]... [--storage-order]\n"
 	"      print the events of [from, to) as NDJSON, in order\n"
+	"  labels DIR [--from T] [--to T]\n"
+	"      print the label pairs of [from, to) with event counts as JSON\n"
 	"  stat DIR      print the store's statistics as JSON\n"
 	"  verify DIR    check every record and the index\n"
 	"\n"
@@ -35,7 +37,7 @@ typedef struct command {
 
 static const command commands[] = {
 	{"init", cmd_init},     {"append", cmd_append}, {"read", cmd_read},
-	{"stat", cmd_stat},     {"verify", cmd_verify},
+	{"stat", cmd_stat},     {"verify", cmd_verify}, {"labels", cmd_labels},
 };
 
 int main(int argc, char **argv)
