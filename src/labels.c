@@ -102,6 +102,60 @@ static uint64_t value_sum(const uint8_t *key, size_t klen, const uint8_t *rest,
 	return tdm_hash64(rest, len, tdm_hash64(key, klen, 0));
 }
 
+/* CRoaring 0.2.66 prints to stderr when its _safe deserializer meets bytes
+ * it cannot read, and the library must not print: so the bytes are checked
+ * here first, against the portable format (CRoaring's format spec) narrowed
+ * to what a chunk's bitmap is: one container, of key 0, with sorted
+ * positions. Returns 1 when sound. */
+static int roaring_bytes_sound(const uint8_t *p, size_t n)
+{
+	enum { COOKIE_NO_RUN = 12346, COOKIE = 12347, ARRAY_MAX = 4096 };
+	size_t pos;
+	int runs = 0;
+	if (n < 8)
+		return 0;
+	uint32_t cookie = (uint32_t)get_le(p, 4);
+	if ((cookie & 0xffff) == COOKIE && cookie >> 16 == 0) {
+		runs = p[4] & 1; /* the run flag of container 0 */
+		pos = 5;
+	} else if (cookie == COOKIE_NO_RUN && get_le(p + 4, 4) == 1) {
+		pos = 8;
+	} else {
+		return 0;
+	}
+	if (n < pos + 4 || get_le(p + pos, 2) != 0)
+		return 0;
+	size_t card = (size_t)get_le(p + pos + 2, 2) + 1;
+	pos += 4;
+	if (cookie == COOKIE_NO_RUN)
+		pos += 4; /* the container's offset */
+	if (runs) {
+		if (n < pos + 2)
+			return 0;
+		size_t n_runs = (size_t)get_le(p + pos, 2);
+		pos += 2;
+		if (n != pos + 4 * n_runs || n_runs == 0)
+			return 0;
+		uint32_t next = 0;
+		for (size_t i = 0; i < n_runs; i++, pos += 4) {
+			uint32_t start = (uint32_t)get_le(p + pos, 2);
+			uint32_t len = (uint32_t)get_le(p + pos + 2, 2);
+			if ((i && start < next) || start + len >= CHUNK_SPAN)
+				return 0;
+			next = start + len + 1;
+		}
+		return 1;
+	}
+	if (card > ARRAY_MAX)
+		return n == pos + 8192;
+	if (n != pos + 2 * card)
+		return 0;
+	for (size_t i = 1; i < card; i++)
+		if (get_le(p + pos + 2 * i, 2) <= get_le(p + pos + 2 * i - 2, 2))
+			return 0;
+	return 1;
+}
+
 /* Checks and decodes one stored bitmap: `*out` is the caller's, `*pair`
  * points into the key or the value. */
 static int decode(roaring_bitmap_t **out, const uint8_t **pair, size_t *plen,
@@ -133,8 +187,9 @@ static int decode(roaring_bitmap_t **out, const uint8_t **pair, size_t *plen,
 		if (pair_len(*pair, *plen) != *plen || pair_is_long(*plen))
 			return tdm_fail(TDM_ECORRUPT, "label bitmap: malformed key");
 	}
-	roaring_bitmap_t *bm =
-		roaring_bitmap_portable_deserialize_safe((const char *)bytes, n);
+	roaring_bitmap_t *bm = NULL;
+	if (roaring_bytes_sound(bytes, n))
+		bm = roaring_bitmap_portable_deserialize_safe((const char *)bytes, n);
 	if (!bm)
 		return tdm_fail(TDM_ECORRUPT, "label bitmap: not a roaring bitmap");
 	if (roaring_bitmap_portable_size_in_bytes(bm) != n ||
