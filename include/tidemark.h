@@ -205,6 +205,9 @@ typedef struct tdm_selector {
 } tdm_selector;
 
 #define TDM_READ_STORAGE_ORDER 0x1u /* skip the sort: file order per shard */
+#define TDM_READ_SCAN 0x2u /* answer a selector by reading every record of the
+                              range, not from the label bitmaps (same events;
+                              for comparisons and benchmarks) */
 
 #define TDM_READ_OPTIONS_VERSION 1
 typedef struct tdm_read_options {

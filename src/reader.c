@@ -613,6 +613,8 @@ static int bitmaps_usable(int *ok, const tdm_iter *it)
 {
 	kv_val v;
 	*ok = 0;
+	if (it->flags & TDM_READ_SCAN)
+		return 0;
 	for (size_t g = 0; g < it->n_where; g++)
 		if (!it->where[g].n_matches)
 			return 0;

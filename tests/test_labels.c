@@ -260,6 +260,8 @@ static void model_run(uint64_t seed, uint32_t interval, size_t n_events)
 		unsigned flags = q % 5 == 4 ? TDM_READ_STORAGE_ORDER : 0;
 		tdm_read_options ro = TDM_READ_OPTIONS_INIT;
 		ro.flags = flags;
+		if (q % 7 == 3)
+			flags |= TDM_READ_SCAN; /* the scanning path agrees too */
 		tst_evlist all = {0};
 		tst_read_into(&all, s, from, to, &ro);
 		if (q % 6 == 0)
