@@ -313,6 +313,14 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
                       const shard_meta *m, uint64_t end, int64_t from,
                       int64_t to, int64_t grace)
 {
+	uint64_t stop;
+	return index_walk_blocks_to(out, n, &stop, txn, m, end, from, to, grace);
+}
+
+int index_walk_blocks_to(index_entry **out, size_t *n, uint64_t *stop,
+                         kv_txn *txn, const shard_meta *m, uint64_t end,
+                         int64_t from, int64_t to, int64_t grace)
+{
 	index_walk w;
 	*out = NULL;
 	*n = 0;
@@ -332,6 +340,7 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
 		uint64_t next_off;
 		r = walk_advance(&w, &next_off);
 	}
+	*stop = w.off < w.end ? w.off : w.end;
 	index_walk_close(&w);
 	if (r) {
 		free(*out);

@@ -3,15 +3,16 @@
  *
  * Positions are byte offsets of records: a selective read fetches a
  * matching record with one pread at its offset, without any table from
- * record numbers to offsets. A file is cut into chunks of 64 KiB; the chunk
- * number is in the key, the low 16 bits in the bitmap, so one chunk is one
- * roaring container and files may pass 4 GiB. A batch rewrites only the
+ * record numbers to offsets. A file is cut into chunks of 1 MiB; the chunk
+ * number is in the key, the low 20 bits in the bitmap (at most 16 roaring
+ * containers), so files may pass 4 GiB, a selective read looks up a few
+ * bitmaps per MiB of file, and a batch rewrites only the
  * bitmaps of the chunks it wrote into.
  *
  * Invariants:
  *  L1  for every sound record at offset o of file k carrying pair p (and,
  *      in a main file, keeping the grace invariant) the bitmap
- *      (k, o >> 16, p) holds o & 0xffff; no bitmap holds anything else;
+ *      (k, o >> 20, p) holds o & 0xfffff; no bitmap holds anything else;
  *  L2  a stored bitmap is never empty, and is published in the same LMDB
  *      transaction as the file length that covers its records. */
 #include <inttypes.h>
@@ -104,56 +105,68 @@ static uint64_t value_sum(const uint8_t *key, size_t klen, const uint8_t *rest,
 
 /* CRoaring 0.2.66 prints to stderr when its _safe deserializer meets bytes
  * it cannot read, and the library must not print: so the bytes are checked
- * here first, against the portable format (CRoaring's format spec) narrowed
- * to what a chunk's bitmap is: one container, of key 0, with sorted
- * positions. Returns 1 when sound. */
+ * here first against the portable format (CRoaring's format spec), narrowed
+ * to what a chunk's bitmap is: at most CHUNK_CONTAINERS containers with
+ * increasing keys below that, sorted values, nothing after. 1 when sound. */
+#define CHUNK_CONTAINERS (CHUNK_SPAN >> 16)
 static int roaring_bytes_sound(const uint8_t *p, size_t n)
 {
 	enum { COOKIE_NO_RUN = 12346, COOKIE = 12347, ARRAY_MAX = 4096 };
-	size_t pos;
-	int runs = 0;
 	if (n < 8)
 		return 0;
 	uint32_t cookie = (uint32_t)get_le(p, 4);
-	if ((cookie & 0xffff) == COOKIE && cookie >> 16 == 0) {
-		runs = p[4] & 1; /* the run flag of container 0 */
-		pos = 5;
-	} else if (cookie == COOKIE_NO_RUN && get_le(p + 4, 4) == 1) {
+	size_t size, pos;
+	const uint8_t *runs = NULL;
+	if ((cookie & 0xffff) == COOKIE) {
+		size = (cookie >> 16) + 1;
+		runs = p + 4;
+		pos = 4 + (size + 7) / 8;
+	} else if (cookie == COOKIE_NO_RUN) {
+		size = (size_t)get_le(p + 4, 4);
 		pos = 8;
 	} else {
 		return 0;
 	}
-	if (n < pos + 4 || get_le(p + pos, 2) != 0)
+	if (size == 0 || size > CHUNK_CONTAINERS || n < pos + 4 * size)
 		return 0;
-	size_t card = (size_t)get_le(p + pos + 2, 2) + 1;
-	pos += 4;
-	if (cookie == COOKIE_NO_RUN)
-		pos += 4; /* the container's offset */
-	if (runs) {
-		if (n < pos + 2)
+	const uint8_t *keys = p + pos;
+	pos += 4 * size;
+	if (!runs || size >= 4) /* the offsets of the containers */
+		pos += 4 * size;
+	for (size_t i = 0; i < size; i++) {
+		uint32_t key = (uint32_t)get_le(keys + 4 * i, 2);
+		size_t card = (size_t)get_le(keys + 4 * i + 2, 2) + 1;
+		if (key >= CHUNK_CONTAINERS || (i && key <= get_le(keys + 4 * i - 4, 2)))
 			return 0;
-		size_t n_runs = (size_t)get_le(p + pos, 2);
-		pos += 2;
-		if (n != pos + 4 * n_runs || n_runs == 0)
-			return 0;
-		uint32_t next = 0;
-		for (size_t i = 0; i < n_runs; i++, pos += 4) {
-			uint32_t start = (uint32_t)get_le(p + pos, 2);
-			uint32_t len = (uint32_t)get_le(p + pos + 2, 2);
-			if ((i && start < next) || start + len >= CHUNK_SPAN)
+		if (runs && (runs[i / 8] >> (i % 8) & 1)) {
+			if (n < pos + 2)
 				return 0;
-			next = start + len + 1;
+			size_t n_runs = (size_t)get_le(p + pos, 2);
+			pos += 2;
+			if (n_runs == 0 || n < pos + 4 * n_runs)
+				return 0;
+			uint32_t next = 0;
+			for (size_t k = 0; k < n_runs; k++, pos += 4) {
+				uint32_t start = (uint32_t)get_le(p + pos, 2);
+				uint32_t len = (uint32_t)get_le(p + pos + 2, 2);
+				if ((k && start < next) || start + len > 0xffff)
+					return 0;
+				next = start + len + 1;
+			}
+		} else if (card > ARRAY_MAX) {
+			pos += 8192;
+		} else {
+			if (n < pos + 2 * card)
+				return 0;
+			for (size_t k = 1; k < card; k++)
+				if (get_le(p + pos + 2 * k, 2) <= get_le(p + pos + 2 * k - 2, 2))
+					return 0;
+			pos += 2 * card;
 		}
-		return 1;
-	}
-	if (card > ARRAY_MAX)
-		return n == pos + 8192;
-	if (n != pos + 2 * card)
-		return 0;
-	for (size_t i = 1; i < card; i++)
-		if (get_le(p + pos + 2 * i, 2) <= get_le(p + pos + 2 * i - 2, 2))
+		if (n < pos)
 			return 0;
-	return 1;
+	}
+	return pos == n;
 }
 
 /* Checks and decodes one stored bitmap: `*out` is the caller's, `*pair`
@@ -334,7 +347,7 @@ int lbl_acc_load(lbl_acc *a, kv_txn *txn, shard_kind kind, uint64_t end)
 		if (k.len < KEY_HEAD || memcmp(k.data, head, KEY_HEAD) != 0)
 			break;
 		roaring_bitmap_t *bm;
-		lbl_ent *e;
+		lbl_ent *e = NULL;
 		const uint8_t *pair;
 		size_t plen;
 		if ((r = decode(&bm, &pair, &plen, &k, &v))) {
@@ -357,7 +370,7 @@ int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
 		size_t len = pair_len(labels + at, labels_len - at);
 		if (!len) /* records are checked before they get here */
 			return tdm_fail(TDM_ECORRUPT, "malformed labels at offset %" PRIu64, off);
-		lbl_ent *e;
+		lbl_ent *e = NULL;
 		int r = acc_get(&e, a, kind, chunk, labels + at, len, NULL);
 		if (r)
 			return r;
@@ -453,10 +466,28 @@ void lbl_cand_free(lbl_cand *c)
 	free(c);
 }
 
-/* The union of the bitmaps of the pairs matching `m` in one chunk: NULL
- * with 0 when there are none. */
+/* Adds `bm` (decoded, consumed) to the union `*out`, keeping only what
+ * `within` holds when it is not NULL. */
+static void union_add(roaring_bitmap_t **out, roaring_bitmap_t *bm,
+                      const roaring_bitmap_t *within)
+{
+	if (within)
+		roaring_bitmap_and_inplace(bm, within);
+	if (*out) {
+		roaring_bitmap_or_inplace(*out, bm);
+		bm_free(bm);
+	} else {
+		*out = bm;
+	}
+}
+
+/* The union of the bitmaps of the pairs matching `m` in one chunk, cut to
+ * `within` when not NULL (an AND group's other conditions: intersecting each
+ * bitmap with a small set costs less than a union of large ones): NULL with
+ * 0 when there are none. */
 static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
-                       const uint8_t *head, const tdm_match *m)
+                       const uint8_t *head, const tdm_match *m,
+                       const roaring_bitmap_t *within)
 {
 	uint8_t key[KEY_MAX + 16];
 	size_t klen = strlen(m->key), vlen = strlen(m->value);
@@ -481,7 +512,11 @@ static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 		if ((r = kv_get(&v, txn, KV_LABELS, key, n)))
 			return r == TDM_ENOTFOUND ? 0 : r;
 		k = (kv_val){key, n};
-		return (r = decode(out, &pair, &plen, &k, &v)) ? report_bad(&k, r) : 0;
+		roaring_bitmap_t *bm;
+		if ((r = decode(&bm, &pair, &plen, &k, &v)))
+			return report_bad(&k, r);
+		union_add(out, bm, within);
+		return 0;
 	}
 	/* A prefix, or a value long enough to be keyed by its start: every
 	 * stored pair whose key starts the same way is checked in full. */
@@ -498,14 +533,10 @@ static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 			r = report_bad(&k, r);
 			break;
 		}
-		if (!lbl_pair_matches(m, pair, plen)) {
+		if (lbl_pair_matches(m, pair, plen))
+			union_add(out, bm, within);
+		else
 			bm_free(bm);
-		} else if (*out) {
-			roaring_bitmap_or_inplace(*out, bm);
-			bm_free(bm);
-		} else {
-			*out = bm;
-		}
 	}
 	if (r == TDM_ENOTFOUND)
 		r = 0;
@@ -525,9 +556,17 @@ static int select_chunk(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 	int r = 0;
 	for (size_t g = 0; g < n_where && !r; g++) {
 		roaring_bitmap_t *acc = NULL;
-		for (size_t i = 0; i < where[g].n_matches; i++) {
+		size_t n = where[g].n_matches;
+		/* Exact conditions first (one bitmap each), then prefixes, each
+		 * bitmap of which is cut to what the group has left. */
+		for (size_t j = 0; j < 2 * n; j++) {
+			const tdm_match *m = &where[g].matches[j % n];
+			size_t vlen = strlen(m->value);
+			int prefix = vlen && m->value[vlen - 1] == '*';
+			if (prefix != (j >= n))
+				continue;
 			roaring_bitmap_t *u;
-			if ((r = match_union(&u, cur, txn, head, &where[g].matches[i])) || !u) {
+			if ((r = match_union(&u, cur, txn, head, m, acc)) || !u) {
 				bm_free(acc);
 				acc = NULL;
 				break;

@@ -1,8 +1,8 @@
 /* labels.h - the label bitmap index (KV_LABELS): per shard, per file, per
- * 64 KiB chunk of the file, one CRoaring bitmap per label pair holding the
- * low 16 bits of the byte offsets of the records that carry the pair.
+ * 1 MiB chunk of the file, one CRoaring bitmap per label pair holding the
+ * low 20 bits of the byte offsets of the records that carry the pair.
  *
- *   key   = shard (BE64) | kind (u8: 1 main, 2 recon) | chunk (BE64, offset >> 16)
+ *   key   = shard (BE64) | kind (u8: 1 main, 2 recon) | chunk (BE64, offset >> 20)
  *           | key NUL value NUL
  *   value = checksum (LE64: XXH3-64 of the bitmap bytes, seeded with
  *           XXH3-64 of the key) | roaring portable serialization
@@ -20,7 +20,7 @@
 #include "shard.h"
 #include "tidemark.h"
 
-#define LBL_CHUNK_BITS 16
+#define LBL_CHUNK_BITS 20
 
 /* Bitmaps being built or extended, for one shard. */
 typedef struct lbl_acc lbl_acc;

@@ -67,6 +67,8 @@ struct tdm_iter {
 	size_t n_recon, recon_pos;
 	/* a selective read of the shard: candidates from the label bitmaps */
 	int sel;
+	index_entry *runs; /* the walk's runs as (key, start, stop in min) */
+	size_t n_runs, run_at;
 	lbl_cand *cand_main, *cand_recon;
 	uint64_t sel_pos, run_stop;
 	uint8_t *fbuf;    /* bytes [foff, foff + flen) of file ffd */
@@ -198,6 +200,9 @@ static void shard_close(tdm_iter *it)
 	lbl_cand_free(it->cand_main);
 	lbl_cand_free(it->cand_recon);
 	it->cand_main = it->cand_recon = NULL;
+	free(it->runs);
+	it->runs = NULL;
+	it->n_runs = it->run_at = 0;
 	it->sel = 0;
 	it->flen = 0;
 	it->active = 0;
@@ -255,6 +260,13 @@ static int fetch(tdm_iter *it, int fd, const char *name, uint64_t off,
                  uint64_t end, const lbl_cand *c, rec_view *rec)
 {
 	int r;
+	if (off < SHARD_HEADER || off >= end) { /* only a bad bitmap names one */
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s: offset %" PRIu64 ": label bitmap names no "
+		         "record", name, off);
+		note_damage(it, 1, msg);
+		return 1;
+	}
 	if (it->ffd != fd || off < it->foff || off + REC_HEADER > it->foff + it->flen) {
 		uint64_t stop = off + FETCH_MIN, next;
 		for (size_t k = 1; !lbl_cand_ahead(c, k, &next) && next <= stop + FETCH_GAP &&
@@ -382,6 +394,29 @@ static int select_shard(tdm_iter *it, const shard_meta *m)
 	return r;
 }
 
+/* A selective read takes the walk's runs from the blocks it already has,
+ * not from a second walk of the index: the blocks whose records are not
+ * all at or after `to`, adjacent ones merged (as index_walk_next does). */
+static int runs_of_blocks(tdm_iter *it, uint64_t stop)
+{
+	it->runs = malloc((it->n_blocks ? it->n_blocks : 1) * sizeof *it->runs);
+	if (!it->runs)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	it->n_runs = it->run_at = 0;
+	for (size_t i = 0; i < it->n_blocks; i++) {
+		const index_entry *b = &it->blocks[i];
+		uint64_t end = i + 1 < it->n_blocks ? it->blocks[i + 1].off : stop;
+		if (b->min >= it->to)
+			continue;
+		index_entry *last = it->n_runs ? &it->runs[it->n_runs - 1] : NULL;
+		if (last && (uint64_t)last->min == b->off)
+			last->min = (int64_t)end;
+		else
+			it->runs[it->n_runs++] = (index_entry){b->key, b->off, (int64_t)end};
+	}
+	return 0;
+}
+
 static int shard_open(tdm_iter *it, const shard_meta *m)
 {
 	it->meta = m;
@@ -406,9 +441,21 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 	store_scan_init(&it->scan, it->s, m->shard, it->main_fd, it->main_name,
 	                SHARD_HEADER, m->main_len, it->s->opts.index_interval);
 	int64_t grace = it->s->opts.grace_ns;
-	if ((r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn, m, m->main_len,
-	                           it->from, it->to, grace)))
+	uint64_t stop;
+	if (it->sel && it->from <= m->min_ts && it->to > m->max_ts) {
+		/* Every main record is in range: one run, and no walk of the
+		 * index, whose blocks would only let held records go a little
+		 * sooner (a selective read holds few). */
+		if (!(it->runs = malloc(sizeof *it->runs)))
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		it->runs[0] = (index_entry){-1, SHARD_HEADER, (int64_t)m->main_len};
+		it->n_runs = 1;
+		it->run_at = 0;
+	} else if ((r = index_walk_blocks_to(&it->blocks, &it->n_blocks, &stop, it->txn,
+	                                     m, m->main_len, it->from, it->to, grace)) ||
+	           (it->sel && (r = runs_of_blocks(it, stop)))) {
 		return r;
+	}
 	for (size_t i = it->n_blocks; i-- > 1;)
 		if (it->blocks[i].min < it->blocks[i - 1].min)
 			it->blocks[i - 1].min = it->blocks[i].min;
@@ -443,11 +490,12 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 {
 	for (;;) {
 		if (!it->in_run) {
-			uint64_t start, stop;
-			int64_t key;
-			int r = index_walk_next(&it->walk, &start, &stop, &key);
-			if (r)
-				return r;
+			if (it->run_at == it->n_runs)
+				return 1;
+			const index_entry *run = &it->runs[it->run_at++];
+			uint64_t start = run->off, stop = (uint64_t)run->min;
+			int64_t key = run->key;
+			int r;
 			if (key > it->runmax)
 				it->runmax = key;
 			it->sel_pos = start;
@@ -458,10 +506,21 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 			r = lbl_select(&it->cand_main, it->txn, it->meta->shard, SHARD_MAIN,
 			               start, stop, it->where, it->n_where);
 			if (r == TDM_ECORRUPT) {
-				/* Records before `start` are handled; scan from there. */
+				/* Records before `start` are handled: scan from there,
+				 * the index walk brought to the same run. */
+				uint64_t ws = 0, we = 0;
+				int64_t wk;
 				it->fallbacks++;
 				it->sel = 0;
-				scan_seek(&it->scan, start, stop);
+				while (we <= start &&
+				       (r = index_walk_next(&it->walk, &ws, &we, &wk)) == 0)
+					;
+				if (r < 0)
+					return r;
+				if (r == 1 || ws > start)
+					return tdm_fail(TDM_ERROR, "%s: the index walk lost run %" PRIu64,
+					                it->main_name, start);
+				scan_seek(&it->scan, start, we);
 				return next_main(it, rec);
 			}
 			if (r)

@@ -435,9 +435,10 @@ static void damage_bitmap(char *label_key, size_t cap, tdm_store *s, long which,
 		memset(val + body, 0x5a, vlen - body); /* no roaring cookie */
 	} else {
 		/* a sound roaring bitmap, but with a position past the file */
-		/* portable format, one array container of key 1: cookie 12346,
-		 * one container, key 1 card-1 0, offset 16, value 4464 */
-		uint8_t rb[] = {0x3a, 0x30, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 16, 0, 0, 0, 0x70, 0x11};
+		/* portable format, one array container of key 32 (positions from
+		 * 2 MiB, past a 1 MiB chunk): cookie 12346, one container, key 32
+		 * card-1 0, offset 16, value 4464 */
+		uint8_t rb[] = {0x3a, 0x30, 0, 0, 1, 0, 0, 0, 32, 0, 0, 0, 16, 0, 0, 0, 0x70, 0x11};
 		memcpy(val + body, rb, sizeof rb);
 		vlen = body + sizeof rb;
 	}
