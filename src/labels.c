@@ -29,11 +29,16 @@
 #define KEY_HEAD 17u /* shard, kind, chunk */
 #define CHUNK_SPAN (1ull << LBL_CHUNK_BITS)
 
+/* One bitmap being built: its positions, ascending. The write path keeps
+ * plain arrays and writes the portable format itself (encode below), so
+ * that an append costs a store, not a roaring insert; CRoaring reads what
+ * is stored. */
 typedef struct lbl_ent {
 	uint64_t hash;
 	uint64_t chunk;
-	roaring_bitmap_t *bm; /* NULL: free slot */
-	uint8_t *pair;
+	uint8_t *pair; /* NULL: free slot */
+	uint32_t *vals;
+	uint32_t n, cap;
 	uint16_t len;
 	uint8_t kind;
 	uint8_t dirty, seen;
@@ -239,10 +244,35 @@ int lbl_acc_new(lbl_acc **out, int64_t shard)
 
 static void ent_free(lbl_ent *e)
 {
-	bm_free(e->bm);
 	free(e->pair);
-	e->bm = NULL;
+	free(e->vals);
 	e->pair = NULL;
+	e->vals = NULL;
+}
+
+static int ent_push(lbl_ent *e, uint32_t v)
+{
+	if (e->n == e->cap) {
+		uint32_t cap = e->cap ? e->cap * 2 : 16;
+		uint32_t *p = realloc(e->vals, cap * sizeof *p);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		e->vals = p;
+		e->cap = cap;
+	}
+	uint32_t i = e->n++;
+	/* Records come in offset order; keep the order whatever happens. */
+	for (; i > 0 && e->vals[i - 1] >= v; i--)
+		if (e->vals[i - 1] == v) {
+			memmove(&e->vals[i - 1], &e->vals[i], (e->n - i) * sizeof v);
+			e->n--;
+			i--;
+			break;
+		} else {
+			e->vals[i] = e->vals[i - 1];
+		}
+	e->vals[i] = v;
+	return 0;
 }
 
 void lbl_acc_free(lbl_acc *a)
@@ -250,7 +280,7 @@ void lbl_acc_free(lbl_acc *a)
 	if (!a)
 		return;
 	for (size_t i = 0; i < a->cap; i++)
-		if (a->slots[i].bm)
+		if (a->slots[i].pair)
 			ent_free(&a->slots[i]);
 	free(a->slots);
 	free(a->buf);
@@ -269,7 +299,7 @@ static lbl_ent *slot_for(lbl_ent *slots, size_t cap, uint64_t hash,
 {
 	for (size_t i = hash & (cap - 1);; i = (i + 1) & (cap - 1)) {
 		lbl_ent *e = &slots[i];
-		if (!e->bm || (e->hash == hash && e->chunk == chunk && e->kind == kind &&
+		if (!e->pair || (e->hash == hash && e->chunk == chunk && e->kind == kind &&
 		               e->len == len && memcmp(e->pair, pair, len) == 0))
 			return e;
 	}
@@ -284,7 +314,7 @@ static int rehash(lbl_acc *a, size_t cap, const uint64_t *keep_from)
 	size_t n = 0;
 	for (size_t i = 0; i < a->cap; i++) {
 		lbl_ent *e = &a->slots[i];
-		if (!e->bm)
+		if (!e->pair)
 			continue;
 		if (keep_from && e->chunk < keep_from[e->kind == SHARD_RECON]) {
 			ent_free(e);
@@ -300,10 +330,9 @@ static int rehash(lbl_acc *a, size_t cap, const uint64_t *keep_from)
 	return 0;
 }
 
-/* The entry of (kind, chunk, pair), made empty when new; `bm` adopts a
- * decoded bitmap for a new entry. */
+/* The entry of (kind, chunk, pair), made empty when new. */
 static int acc_get(lbl_ent **out, lbl_acc *a, shard_kind kind, uint64_t chunk,
-                   const uint8_t *pair, size_t len, roaring_bitmap_t *bm)
+                   const uint8_t *pair, size_t len)
 {
 	if ((a->n + 1) * 4 > a->cap * 3) {
 		int r = rehash(a, a->cap ? a->cap * 2 : 64, NULL);
@@ -312,22 +341,16 @@ static int acc_get(lbl_ent **out, lbl_acc *a, shard_kind kind, uint64_t chunk,
 	}
 	uint64_t h = ent_hash(kind, chunk, pair, len);
 	lbl_ent *e = slot_for(a->slots, a->cap, h, kind, chunk, pair, len);
-	if (!e->bm) {
-		e->pair = malloc(len);
-		e->bm = bm ? bm : roaring_bitmap_create();
-		if (!e->pair || !e->bm) {
-			ent_free(e);
+	if (!e->pair) {
+		memset(e, 0, sizeof *e);
+		if (!(e->pair = malloc(len)))
 			return tdm_fail(TDM_ENOMEM, "out of memory");
-		}
 		memcpy(e->pair, pair, len);
 		e->hash = h;
 		e->chunk = chunk;
 		e->kind = (uint8_t)kind;
 		e->len = (uint16_t)len;
-		e->dirty = e->seen = 0;
 		a->n++;
-	} else if (bm) {
-		bm_free(bm);
 	}
 	*out = e;
 	return 0;
@@ -354,7 +377,19 @@ int lbl_acc_load(lbl_acc *a, kv_txn *txn, shard_kind kind, uint64_t end)
 			r = report_bad(&k, r);
 			break;
 		}
-		if ((r = acc_get(&e, a, kind, end >> LBL_CHUNK_BITS, pair, plen, bm)))
+		if (!(r = acc_get(&e, a, kind, end >> LBL_CHUNK_BITS, pair, plen))) {
+			uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(bm);
+			uint32_t *vals = realloc(e->vals, (n ? n : 1) * sizeof *vals);
+			if (vals) {
+				roaring_bitmap_to_uint32_array(bm, vals);
+				e->vals = vals;
+				e->n = e->cap = n;
+			} else {
+				r = tdm_fail(TDM_ENOMEM, "out of memory");
+			}
+		}
+		bm_free(bm);
+		if (r)
 			break;
 	}
 	kv_cursor_close(c);
@@ -371,14 +406,66 @@ int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
 		if (!len) /* records are checked before they get here */
 			return tdm_fail(TDM_ECORRUPT, "malformed labels at offset %" PRIu64, off);
 		lbl_ent *e = NULL;
-		int r = acc_get(&e, a, kind, chunk, labels + at, len, NULL);
+		int r = acc_get(&e, a, kind, chunk, labels + at, len);
 		if (r)
 			return r;
-		roaring_bitmap_add(e->bm, low);
+		if (e->n && e->vals[e->n - 1] < low && e->n < e->cap)
+			e->vals[e->n++] = low; /* the common case */
+		else if ((r = ent_push(e, low)))
+			return r;
 		e->dirty = 1;
 		at += (uint32_t)len;
 	}
 	return 0;
+}
+
+/* Bytes of the portable serialization of ascending `vals` (< CHUNK_SPAN):
+ * no run containers; arrays up to 4096 values, bitsets above. */
+static size_t encoded_size(const uint32_t *vals, uint32_t n)
+{
+	size_t size = 8;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+		while (j < n && vals[j] >> 16 == vals[i] >> 16)
+			j++;
+		size += 8 + (j - i > 4096 ? 8192 : 2 * (size_t)(j - i));
+		i = j;
+	}
+	return size;
+}
+
+/* Writes that serialization (CRoaring's format spec, no-run cookie):
+ * cookie, container count, (key, cardinality - 1) per container, the
+ * containers' offsets, then each container. */
+static void encode(uint8_t *out, const uint32_t *vals, uint32_t n)
+{
+	uint32_t n_cont = 0;
+	for (uint32_t i = 0; i < n; i++)
+		n_cont += i == 0 || vals[i] >> 16 != vals[i - 1] >> 16;
+	put_le(out, 12346, 4);
+	put_le(out + 4, n_cont, 4);
+	size_t pos = 8 + 8 * (size_t)n_cont;
+	uint32_t c = 0;
+	for (uint32_t i = 0; i < n; c++) {
+		uint32_t j = i;
+		while (j < n && vals[j] >> 16 == vals[i] >> 16)
+			j++;
+		uint32_t card = j - i;
+		put_le(out + 8 + 4 * c, vals[i] >> 16, 2);
+		put_le(out + 8 + 4 * c + 2, card - 1, 2);
+		put_le(out + 8 + 4 * n_cont + 4 * c, pos, 4);
+		if (card > 4096) {
+			uint8_t *bits = out + pos;
+			memset(bits, 0, 8192);
+			for (uint32_t k = i; k < j; k++)
+				bits[(vals[k] & 0xffff) >> 3] |= (uint8_t)(1u << (vals[k] & 7));
+			pos += 8192;
+		} else {
+			for (uint32_t k = i; k < j; k++, pos += 2)
+				put_le(out + pos, vals[k] & 0xffff, 2);
+		}
+		i = j;
+	}
 }
 
 static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
@@ -386,7 +473,7 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 	uint8_t key[KEY_MAX + 16];
 	size_t klen = key_make(key, a->shard, e->kind, e->chunk, e->pair, e->len);
 	size_t extra = pair_is_long(e->len) ? 2 + (size_t)e->len : 0;
-	size_t size = 8 + extra + roaring_bitmap_portable_size_in_bytes(e->bm);
+	size_t size = 8 + extra + encoded_size(e->vals, e->n);
 	if (size > a->buf_cap) {
 		uint8_t *p = realloc(a->buf, size);
 		if (!p)
@@ -398,7 +485,7 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 		put_le(a->buf + 8, e->len, 2);
 		memcpy(a->buf + 10, e->pair, e->len);
 	}
-	roaring_bitmap_portable_serialize(e->bm, (char *)a->buf + 8 + extra);
+	encode(a->buf + 8 + extra, e->vals, e->n);
 	put_le(a->buf, value_sum(key, klen, a->buf + 8, size - 8), 8);
 	return kv_put(txn, KV_LABELS, key, klen, a->buf, size);
 }
@@ -409,9 +496,9 @@ int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end
 	uint64_t keep_from[2] = {main_end >> LBL_CHUNK_BITS, recon_end >> LBL_CHUNK_BITS};
 	for (size_t i = 0; i < a->cap; i++) {
 		lbl_ent *e = &a->slots[i];
-		if (!e->bm)
+		if (!e->pair)
 			continue;
-		if (e->dirty) {
+		if (e->dirty && e->n) {
 			int r = put_ent(a, txn, e);
 			if (r)
 				return r;
@@ -751,18 +838,22 @@ int lbl_verify(kv_txn *txn, int64_t shard, lbl_acc *expected,
 		if (expected->cap)
 			e = slot_for(expected->slots, expected->cap,
 			             ent_hash(kind, chunk, pair, len), kind, chunk, pair, len);
-		if (!e || !e->bm) {
+		if (!e || !e->pair || !e->n) {
 			snprintf(what, sizeof what, "label bitmap %s: no record carries it", label);
 			report(ctx, kind, chunk, what);
 		} else {
 			e->seen = 1;
-			if (!roaring_bitmap_equals(bm, e->bm)) {
+			uint64_t card = roaring_bitmap_get_cardinality(bm);
+			uint32_t *vals = card == e->n ? malloc(card * sizeof *vals) : NULL;
+			if (vals)
+				roaring_bitmap_to_uint32_array(bm, vals);
+			if (!vals || memcmp(vals, e->vals, card * sizeof *vals) != 0) {
 				snprintf(what, sizeof what, "label bitmap %s: holds %" PRIu64
-				         " records, the file %" PRIu64, label,
-				         roaring_bitmap_get_cardinality(bm),
-				         roaring_bitmap_get_cardinality(e->bm));
+				         " records, not the %" PRIu32 " the file has", label, card,
+				         e->n);
 				report(ctx, kind, chunk, what);
 			}
+			free(vals);
 		}
 		bm_free(bm);
 	}
@@ -771,7 +862,7 @@ int lbl_verify(kv_txn *txn, int64_t shard, lbl_acc *expected,
 		return r;
 	for (size_t i = 0; i < expected->cap; i++) {
 		lbl_ent *e = &expected->slots[i];
-		if (!e->bm || e->seen)
+		if (!e->pair || e->seen || !e->n)
 			continue;
 		pair_text(label, sizeof label, e->pair, e->len);
 		snprintf(what, sizeof what, "label bitmap %s is missing", label);
