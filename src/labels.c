@@ -710,7 +710,7 @@ static int cand_add(lbl_cand *c, uint64_t chunk, const roaring_bitmap_t *bm)
 
 int lbl_select(lbl_cand **out, kv_txn *txn, int64_t shard, shard_kind kind,
                uint64_t lo, uint64_t hi, const tdm_selector *where,
-               size_t n_where)
+               size_t n_where, uint64_t max_cand)
 {
 	lbl_cand *c = calloc(1, sizeof *c);
 	kv_cursor *cur = NULL;
@@ -726,6 +726,8 @@ int lbl_select(lbl_cand **out, kv_txn *txn, int64_t shard, shard_kind kind,
 			continue;
 		r = cand_add(c, chunk, bm);
 		bm_free(bm);
+		if (!r && max_cand && c->total > max_cand)
+			r = 1;
 	}
 	kv_cursor_close(cur);
 	if (r) {

@@ -47,11 +47,13 @@ int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end
 int lbl_del(kv_txn *txn, int64_t shard);
 
 /* Offsets of the records of file `kind` in [lo, hi) that a selector may
- * match (OR of groups, AND within a group), chunk by chunk. */
+ * match (OR of groups, AND within a group), chunk by chunk. Returns 0, or 1
+ * (and no `*out`) as soon as there are more than `max_cand` (when not 0),
+ * or an error: TDM_ECORRUPT for an unsound bitmap. */
 typedef struct lbl_cand lbl_cand;
 int lbl_select(lbl_cand **out, kv_txn *txn, int64_t shard, shard_kind kind,
                uint64_t lo, uint64_t hi, const tdm_selector *where,
-               size_t n_where);
+               size_t n_where, uint64_t max_cand);
 void lbl_cand_free(lbl_cand *c);
 /* The next candidate at or after `pos` (not consumed): 0 and `*off`, or 1
  * when there is none. */

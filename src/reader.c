@@ -31,6 +31,9 @@
 #define FETCH_MIN 512u
 #define FETCH_GAP 4096u
 #define FETCH_MAX (1u << 20)
+/* A selector whose candidates lie closer than this many bytes apart on
+ * average is read faster by scanning (tests set 0: always the bitmaps). */
+uint32_t reader_scan_density = 2048;
 
 struct tdm_iter {
 	tdm_store *s;
@@ -385,7 +388,7 @@ static int select_shard(tdm_iter *it, const shard_meta *m)
 	if (!it->bitmaps)
 		return 0;
 	int r = lbl_select(&it->cand_recon, it->txn, m->shard, SHARD_RECON,
-	                   SHARD_HEADER, m->recon_len, it->where, it->n_where);
+	                   SHARD_HEADER, m->recon_len, it->where, it->n_where, 0);
 	if (r == TDM_ECORRUPT) {
 		it->fallbacks++;
 		return 0;
@@ -503,14 +506,16 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 			it->in_run = 1;
 			lbl_cand_free(it->cand_main);
 			it->cand_main = NULL;
+			uint64_t most = reader_scan_density ? (stop - start) / reader_scan_density : 0;
 			r = lbl_select(&it->cand_main, it->txn, it->meta->shard, SHARD_MAIN,
-			               start, stop, it->where, it->n_where);
-			if (r == TDM_ECORRUPT) {
+			               start, stop, it->where, it->n_where, most ? most : !!reader_scan_density);
+			int dense = r == 1; /* read faster by scanning */
+			if (r == TDM_ECORRUPT || dense) {
 				/* Records before `start` are handled: scan from there,
 				 * the index walk brought to the same run. */
 				uint64_t ws = 0, we = 0;
 				int64_t wk;
-				it->fallbacks++;
+				it->fallbacks += !dense;
 				it->sel = 0;
 				while (we <= start &&
 				       (r = index_walk_next(&it->walk, &ws, &we, &wk)) == 0)

@@ -13,4 +13,8 @@ void reader_close(tdm_iter *it);
  * sound: for tests. */
 uint64_t reader_fallbacks(const tdm_iter *it);
 
+/* Candidates closer than this many bytes apart on average make a selective
+ * read scan instead (2048); 0: always use the bitmaps (for tests). */
+extern uint32_t reader_scan_density;
+
 #endif
