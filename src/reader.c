@@ -397,6 +397,15 @@ static int select_shard(tdm_iter *it, const shard_meta *m)
 	return r;
 }
 
+/* blocks[i].min becomes the smallest min from block i to the last. */
+static void suffix_mins(tdm_iter *it)
+{
+	for (size_t i = it->n_blocks; i-- > 1;)
+		if (it->blocks[i].min < it->blocks[i - 1].min)
+			it->blocks[i - 1].min = it->blocks[i].min;
+	it->at = 0;
+}
+
 /* A selective read takes the walk's runs from the blocks it already has,
  * not from a second walk of the index: the blocks whose records are not
  * all at or after `to`, adjacent ones merged (as index_walk_next does). */
@@ -459,10 +468,7 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 	           (it->sel && (r = runs_of_blocks(it, stop)))) {
 		return r;
 	}
-	for (size_t i = it->n_blocks; i-- > 1;)
-		if (it->blocks[i].min < it->blocks[i - 1].min)
-			it->blocks[i - 1].min = it->blocks[i].min;
-	it->at = 0;
+	suffix_mins(it);
 	return index_walk_open(&it->walk, it->txn, m, m->main_len, it->from, it->to,
 	                       grace);
 }
@@ -525,6 +531,14 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 				if (r == 1 || ws > start)
 					return tdm_fail(TDM_ERROR, "%s: the index walk lost run %" PRIu64,
 					                it->main_name, start);
+				/* A scan holds what matches of a grace window unless the
+				 * block mins say sooner: load them if skipped. */
+				if (!it->blocks && (r = index_walk_blocks(&it->blocks, &it->n_blocks,
+				                                          it->txn, it->meta,
+				                                          it->meta->main_len, it->from,
+				                                          it->to, it->s->opts.grace_ns)))
+					return r;
+				suffix_mins(it);
 				scan_seek(&it->scan, start, we);
 				return next_main(it, rec);
 			}
