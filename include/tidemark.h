@@ -208,6 +208,9 @@ typedef struct tdm_selector {
 } tdm_selector;
 
 #define TDM_READ_STORAGE_ORDER 0x1u /* skip the sort: file order per shard */
+#define TDM_READ_SCAN 0x2u /* answer a selector by reading every record of the
+                              range, not from the label bitmaps (same events;
+                              for comparisons and benchmarks) */
 
 #define TDM_READ_OPTIONS_VERSION 1
 typedef struct tdm_read_options {
@@ -267,6 +270,28 @@ TDM_EXPORT int tdm_compact(tdm_compact_result *out, tdm_store *s);
  * `*dropped` gets the number of shards dropped. Crash-safe: a shard is
  * dropped whole or not at all. Needs a writer. Errors as tdm_compact. */
 TDM_EXPORT int tdm_retain(uint64_t *dropped, tdm_store *s, int64_t before);
+/* ---- Label counts -------------------------------------------------------- */
+
+/* One label pair and how many events carry it. */
+typedef struct tdm_label_count {
+	const char *key;
+	const char *value;
+	uint64_t events;
+} tdm_label_count;
+
+/* The label pairs of the events with from <= ts < to, each with the number
+ * of those events that carry it, sorted by key, then value (bytewise).
+ * Shards wholly inside the range are counted from the label bitmaps without
+ * reading any event; a shard the range cuts (at most the first and the
+ * last), or one whose bitmaps are not sound, is read. Each shard is counted
+ * as committed when it is reached. `*out` (an array of `*n`) is the
+ * caller's: free it with tdm_label_counts_free.
+ * Errors: TDM_ENOMEM, TDM_EIO, TDM_ECORRUPT. */
+TDM_EXPORT int tdm_label_counts(tdm_label_count **out, size_t *n, tdm_store *s,
+                                int64_t from, int64_t to);
+
+/* Frees what tdm_label_counts handed out. NULL is a no-op. */
+TDM_EXPORT void tdm_label_counts_free(tdm_label_count *counts, size_t n);
 
 /* ---- Statistics and verification -------------------------------------- */
 

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "hash.h"
 #include "index.h"
+#include "labelcount.h"
 #include "reader.h"
 #include "record.h"
 #include "replica.h"
@@ -253,6 +254,21 @@ TDM_EXPORT int tdm_retain(uint64_t *dropped, tdm_store *s, int64_t before)
 	if ((r = retain_store(dropped ? dropped : &ignored, s, before)))
 		s->failed = 1;
 	return r;
+}
+
+TDM_EXPORT int tdm_label_counts(tdm_label_count **out, size_t *n, tdm_store *s,
+                                int64_t from, int64_t to)
+{
+	if (!out || !n || !s)
+		return tdm_fail(TDM_EINVAL, "tdm_label_counts: NULL argument");
+	*out = NULL;
+	*n = 0;
+	return labelcount_get(out, n, s, from, to);
+}
+
+TDM_EXPORT void tdm_label_counts_free(tdm_label_count *counts, size_t n)
+{
+	labelcount_free(counts, n);
 }
 
 TDM_EXPORT int tdm_verify(uint64_t *problems, tdm_store *s, tdm_problem_cb cb,

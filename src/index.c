@@ -6,6 +6,7 @@
 #include "bytes.h"
 #include "error.h"
 #include "index.h"
+#include "labels.h"
 #include "shard.h"
 
 #define META_FIELDS 14
@@ -316,6 +317,14 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
                       const shard_meta *m, uint64_t end, int64_t from,
                       int64_t to, int64_t grace)
 {
+	uint64_t stop;
+	return index_walk_blocks_to(out, n, &stop, txn, m, end, from, to, grace);
+}
+
+int index_walk_blocks_to(index_entry **out, size_t *n, uint64_t *stop,
+                         kv_txn *txn, const shard_meta *m, uint64_t end,
+                         int64_t from, int64_t to, int64_t grace)
+{
 	index_walk w;
 	*out = NULL;
 	*n = 0;
@@ -335,6 +344,7 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
 		uint64_t next_off;
 		r = walk_advance(&w, &next_off);
 	}
+	*stop = w.off < w.end ? w.off : w.end;
 	index_walk_close(&w);
 	if (r) {
 		free(*out);
@@ -371,5 +381,8 @@ int index_entries_del(kv_txn *txn, int64_t shard)
 {
 	uint8_t prefix[8];
 	put_be64(prefix, (uint64_t)shard);
-	return kv_del_prefix(txn, KV_INDEX, prefix, sizeof prefix);
+	int r = kv_del_prefix(txn, KV_INDEX, prefix, sizeof prefix);
+	/* The label bitmaps index the same bytes: they go with the entries, so
+	 * that every caller (recovery, sealing, retention) drops both. */
+	return r ? r : lbl_del(txn, shard);
 }

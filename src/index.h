@@ -100,11 +100,16 @@ int index_walk_blocks(index_entry **out, size_t *n, kv_txn *txn,
                       const shard_meta *m, uint64_t end, int64_t from,
                       int64_t to, int64_t grace);
 
+/* The same, and in `*stop` where the last block it visits ends. */
+int index_walk_blocks_to(index_entry **out, size_t *n, uint64_t *stop,
+                         kv_txn *txn, const shard_meta *m, uint64_t end,
+                         int64_t from, int64_t to, int64_t grace);
+
 /* Calls fn for each entry of a shard in order. */
 int index_entries_each(kv_txn *txn, int64_t shard,
                        int (*fn)(void *ctx, const index_entry *e), void *ctx);
 
-/* Deletes a shard's entries. */
+/* Deletes a shard's entries and its label bitmaps (labels.h). */
 int index_entries_del(kv_txn *txn, int64_t shard);
 
 #endif

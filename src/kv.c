@@ -14,7 +14,8 @@
 #define INITIAL_MAP (256ull << 20)
 #define MIN_FREE (64ull << 20)
 
-static const char *const TABLE_NAMES[KV_NTABLES] = {"shards", "index", "meta", "digest"};
+static const char *const TABLE_NAMES[KV_NTABLES] = {"shards", "index", "meta", "digest",
+                                                    "labels"};
 
 struct kv_env {
 	MDB_env *env;

@@ -1,8 +1,8 @@
 /* kv.h - the key-value layer: the only user of LMDB.
  *
- * Four tables: KV_SHARDS (per-shard committed state), KV_INDEX (sparse
- * index entries), KV_META (store-wide counters) and KV_DIGEST (replica
- * digests, digest.h). All of it is derived
+ * Tables: KV_SHARDS (per-shard committed state), KV_INDEX (sparse index
+ * entries), KV_META (store-wide counters), KV_DIGEST (replica digests,
+ * digest.h) and KV_LABELS (label bitmaps, labels.h). All of it is derived
  * from the shard files and can be rebuilt (recover.c). */
 #ifndef TDM_KV_H
 #define TDM_KV_H
@@ -19,6 +19,7 @@ typedef enum kv_table {
 	KV_INDEX,
 	KV_META,
 	KV_DIGEST,
+	KV_LABELS, /* label bitmaps (labels.h) */
 	KV_NTABLES
 } kv_table;
 

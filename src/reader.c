@@ -21,9 +21,20 @@
 #include "error.h"
 #include "index.h"
 #include "io.h"
+#include "labels.h"
 #include "merge.h"
 #include "reader.h"
 #include "sealed.h"
+
+/* A selective read fetches a candidate record with one pread, reaching on
+ * to the next candidates when they lie within FETCH_GAP bytes (one larger
+ * read costs less than two system calls), up to FETCH_MAX bytes. */
+#define FETCH_MIN 512u
+#define FETCH_GAP 4096u
+#define FETCH_MAX (1u << 20)
+/* A selector whose candidates lie closer than this many bytes apart on
+ * average is read faster by scanning (tests set 0: always the bitmaps). */
+uint32_t reader_scan_density = 2048;
 
 struct tdm_iter {
 	tdm_store *s;
@@ -36,6 +47,8 @@ struct tdm_iter {
 	tdm_selector *where;
 	size_t n_where;
 	char *strings;
+	int bitmaps; /* the selector can be answered from the label bitmaps */
+	uint64_t fallbacks; /* shards read by scanning: a bitmap was unsound */
 
 	shard_meta *shards;
 	size_t n_shards, next_shard;
@@ -56,6 +69,16 @@ struct tdm_iter {
 	mg_main held;
 	mg_item *recon;
 	size_t n_recon, recon_pos;
+	/* a selective read of the shard: candidates from the label bitmaps */
+	int sel;
+	index_entry *runs; /* the walk's runs as (key, start, stop in min) */
+	size_t n_runs, run_at;
+	lbl_cand *cand_main, *cand_recon;
+	uint64_t sel_pos, run_stop;
+	uint8_t *fbuf;    /* bytes [foff, foff + flen) of file ffd */
+	size_t fcap, flen;
+	uint64_t foff;
+	int ffd;
 
 	/* what tdm_iter_next handed out last */
 	mg_item current;
@@ -178,6 +201,14 @@ static void shard_close(tdm_iter *it)
 	free(it->recon);
 	it->recon = NULL;
 	it->n_recon = it->recon_pos = 0;
+	lbl_cand_free(it->cand_main);
+	lbl_cand_free(it->cand_recon);
+	it->cand_main = it->cand_recon = NULL;
+	free(it->runs);
+	it->runs = NULL;
+	it->n_runs = it->run_at = 0;
+	it->sel = 0;
+	it->flen = 0;
 	it->active = 0;
 }
 
@@ -220,6 +251,98 @@ static int open_file(int *fd, char *name, size_t cap, tdm_iter *it,
 	return 0;
 }
 
+/* Reads [off, stop) of `fd` into the fetch buffer. */
+static int fetch_read(tdm_iter *it, int fd, const char *name, uint64_t off,
+                      uint64_t stop)
+{
+	size_t n = (size_t)(stop - off), got;
+	if (n > it->fcap) {
+		uint8_t *p = realloc(it->fbuf, n);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		it->fbuf = p;
+		it->fcap = n;
+	}
+	int r = io_pread(fd, it->fbuf, n, off, &got);
+	if (r < 0)
+		return tdm_fail_errno(TDM_EIO, -r, "%s: read at offset %" PRIu64, name, off);
+	it->ffd = fd;
+	it->foff = off;
+	it->flen = got;
+	return 0;
+}
+
+/* The record at `off` (a candidate just peeked from `c`) of a file read up
+ * to `end`: 0 with `*rec` (borrowed until the next fetch), 1 when it is not
+ * sound (the damage is counted), or an error. */
+static int fetch(tdm_iter *it, int fd, const char *name, uint64_t off,
+                 uint64_t end, const lbl_cand *c, rec_view *rec)
+{
+	int r;
+	if (off < SHARD_HEADER || off >= end) { /* only a bad bitmap names one */
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s: offset %" PRIu64 ": label bitmap names no "
+		         "record", name, off);
+		note_damage(it, 1, msg);
+		return 1;
+	}
+	if (it->ffd != fd || off < it->foff || off + REC_HEADER > it->foff + it->flen) {
+		uint64_t stop = off + FETCH_MIN, next;
+		for (size_t k = 1; !lbl_cand_ahead(c, k, &next) && next <= stop + FETCH_GAP &&
+		                   next + FETCH_MIN - off <= FETCH_MAX; k++)
+			stop = next + FETCH_MIN;
+		if ((r = fetch_read(it, fd, name, off, stop < end ? stop : end)))
+			return r;
+	}
+	size_t at = (size_t)(off - it->foff), need;
+	const char *why;
+	r = rec_decode(rec, it->fbuf + at, it->flen - at, &need, &why);
+	if (r == REC_SHORT && off + need <= end) {
+		if ((r = fetch_read(it, fd, name, off, off + need)))
+			return r;
+		r = rec_decode(rec, it->fbuf, it->flen, &need, &why);
+	}
+	int64_t d = it->s->opts.shard_duration_ns, lo = it->meta->shard * d;
+	if (r == REC_OK && (rec->ts < lo || (lo <= INT64_MAX - d && rec->ts >= lo + d))) {
+		r = REC_BAD;
+		why = "ts outside the shard";
+	}
+	if (r == REC_OK)
+		return 0;
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s: offset %" PRIu64 ": %s", name, off,
+	         r == REC_SHORT ? "record runs past the end" : why);
+	note_damage(it, 1, msg);
+	return 1;
+}
+
+/* The recon records the label bitmaps name, read one by one. */
+static int load_recon_selected(tdm_iter *it, int fd, const char *name)
+{
+	size_t cap = 0;
+	uint64_t pos = SHARD_HEADER, off;
+	while (!lbl_cand_peek(it->cand_recon, pos, &off)) {
+		rec_view rec;
+		int r = fetch(it, fd, name, off, it->meta->recon_len, it->cand_recon, &rec);
+		if (r < 0)
+			return r;
+		pos = off + (r ? 1 : rec.len);
+		if (r || !in_range(it, &rec))
+			continue;
+		if (it->n_recon == cap) {
+			cap = cap ? cap * 2 : 64;
+			mg_item *a = realloc(it->recon, cap * sizeof *a);
+			if (!a)
+				return tdm_fail(TDM_ENOMEM, "out of memory");
+			it->recon = a;
+		}
+		if ((r = mg_item_copy(&it->recon[it->n_recon], &rec)))
+			return r;
+		it->n_recon++;
+	}
+	return 0;
+}
+
 static int load_recon(tdm_iter *it)
 {
 	if (it->meta->recon_count == 0)
@@ -228,6 +351,14 @@ static int load_recon(tdm_iter *it)
 	int fd, r = open_file(&fd, name, sizeof name, it, SHARD_RECON);
 	if (r)
 		return r;
+	if (it->sel) {
+		r = load_recon_selected(it, fd, name);
+		it->flen = 0;
+		io_close(fd);
+		if (!r && !(it->flags & TDM_READ_STORAGE_ORDER))
+			mg_sort(it->recon, it->n_recon);
+		return r;
+	}
 	size_t cap = 0;
 	shard_scan sc;
 	store_scan_init(&sc, it->s, it->meta->shard, fd, name, SHARD_HEADER,
@@ -260,6 +391,62 @@ static int load_recon(tdm_iter *it)
 	return 0;
 }
 
+/* A selective read of a shard asks the label bitmaps which records may
+ * match: those of the recon file now, those of the main file run by run of
+ * the index walk. An unsound bitmap makes the rest of the shard be read by
+ * scanning (verify reports it; recovery or the writer rebuilds it). */
+static int select_shard(tdm_iter *it, const shard_meta *m)
+{
+	it->sel = 0;
+	it->sel_pos = 0; /* nothing read yet */
+	it->ffd = -1;
+	it->flen = 0;
+	/* A sealed file's records are in compressed blocks, with no bitmaps
+	 * (recover.c): its shard is read by scanning. */
+	if (!it->bitmaps || m->seal_gen)
+		return 0;
+	int r = lbl_select(&it->cand_recon, it->txn, m->shard, SHARD_RECON,
+	                   SHARD_HEADER, m->recon_len, it->where, it->n_where, 0);
+	if (r == TDM_ECORRUPT) {
+		it->fallbacks++;
+		return 0;
+	}
+	it->sel = !r;
+	return r;
+}
+
+/* blocks[i].min becomes the smallest min from block i to the last. */
+static void suffix_mins(tdm_iter *it)
+{
+	for (size_t i = it->n_blocks; i-- > 1;)
+		if (it->blocks[i].min < it->blocks[i - 1].min)
+			it->blocks[i - 1].min = it->blocks[i].min;
+	it->at = 0;
+}
+
+/* A selective read takes the walk's runs from the blocks it already has,
+ * not from a second walk of the index: the blocks whose records are not
+ * all at or after `to`, adjacent ones merged (as index_walk_next does). */
+static int runs_of_blocks(tdm_iter *it, uint64_t stop)
+{
+	it->runs = malloc((it->n_blocks ? it->n_blocks : 1) * sizeof *it->runs);
+	if (!it->runs)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	it->n_runs = it->run_at = 0;
+	for (size_t i = 0; i < it->n_blocks; i++) {
+		const index_entry *b = &it->blocks[i];
+		uint64_t end = i + 1 < it->n_blocks ? it->blocks[i + 1].off : stop;
+		if (b->min >= it->to)
+			continue;
+		index_entry *last = it->n_runs ? &it->runs[it->n_runs - 1] : NULL;
+		if (last && (uint64_t)last->min == b->off)
+			last->min = (int64_t)end;
+		else
+			it->runs[it->n_runs++] = (index_entry){b->key, b->off, (int64_t)end};
+	}
+	return 0;
+}
+
 static int shard_open(tdm_iter *it, const shard_meta *m)
 {
 	it->meta = m;
@@ -271,7 +458,9 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 	memset(&it->scan, 0, sizeof it->scan);
 	memset(&it->walk, 0, sizeof it->walk);
 	it->walk.done = 1;
-	int r = load_recon(it);
+	int r = select_shard(it, m);
+	if (!r)
+		r = load_recon(it);
 	if (r || m->main_count == 0) {
 		it->main_done = 1;
 		return r;
@@ -287,13 +476,22 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
 		sealed_scan_restore_sums(&it->scan, 0); /* events only */
 	}
 	int64_t grace = it->s->opts.grace_ns;
-	if ((r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn, m, m->main_len,
-	                           it->from, it->to, grace)))
+	uint64_t stop;
+	if (it->sel && it->from <= m->min_ts && it->to > m->max_ts) {
+		/* Every main record is in range: one run, and no walk of the
+		 * index, whose blocks would only let held records go a little
+		 * sooner (a selective read holds few). */
+		if (!(it->runs = malloc(sizeof *it->runs)))
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		it->runs[0] = (index_entry){-1, SHARD_HEADER, (int64_t)m->main_len};
+		it->n_runs = 1;
+		it->run_at = 0;
+	} else if ((r = index_walk_blocks_to(&it->blocks, &it->n_blocks, &stop, it->txn,
+	                                     m, m->main_len, it->from, it->to, grace)) ||
+	           (it->sel && (r = runs_of_blocks(it, stop)))) {
 		return r;
-	for (size_t i = it->n_blocks; i-- > 1;)
-		if (it->blocks[i].min < it->blocks[i - 1].min)
-			it->blocks[i - 1].min = it->blocks[i].min;
-	it->at = 0;
+	}
+	suffix_mins(it);
 	return index_walk_open(&it->walk, it->txn, m, m->main_len, it->from, it->to,
 	                       grace);
 }
@@ -302,19 +500,100 @@ static int shard_open(tdm_iter *it, const shard_meta *m)
  * block mins ahead): what is below it can be handed out. */
 static int64_t unread_bound(tdm_iter *it)
 {
-	int64_t bound = it->runmax - it->s->opts.grace_ns;
-	uint64_t pos = it->scan.pos;
+	uint64_t pos = it->sel ? it->sel_pos : it->scan.pos;
 	while (it->at + 1 < it->n_blocks && it->blocks[it->at + 1].off <= pos)
 		it->at++;
+	/* A selective read skips records, so the running max also comes from
+	 * the block the next unread record lies in (invariant I1). */
+	if (it->sel && it->at < it->n_blocks && it->blocks[it->at].off <= pos &&
+	    it->blocks[it->at].key > it->runmax)
+		it->runmax = it->blocks[it->at].key;
+	int64_t bound = it->runmax - it->s->opts.grace_ns;
 	if (it->at < it->n_blocks && it->blocks[it->at].min > bound)
 		bound = it->blocks[it->at].min;
 	return bound;
+}
+
+static int next_main(tdm_iter *it, rec_view *rec);
+
+/* next_main for a selective read: the candidates of the index walk's runs,
+ * each fetched at its offset. */
+static int next_main_selected(tdm_iter *it, rec_view *rec)
+{
+	for (;;) {
+		if (!it->in_run) {
+			if (it->run_at == it->n_runs)
+				return 1;
+			const index_entry *run = &it->runs[it->run_at++];
+			uint64_t start = run->off, stop = (uint64_t)run->min;
+			int64_t key = run->key;
+			int r;
+			if (key > it->runmax)
+				it->runmax = key;
+			it->sel_pos = start;
+			it->run_stop = stop;
+			it->in_run = 1;
+			lbl_cand_free(it->cand_main);
+			it->cand_main = NULL;
+			uint64_t most = reader_scan_density ? (stop - start) / reader_scan_density : 0;
+			r = lbl_select(&it->cand_main, it->txn, it->meta->shard, SHARD_MAIN,
+			               start, stop, it->where, it->n_where, most ? most : !!reader_scan_density);
+			int dense = r == 1; /* read faster by scanning */
+			if (r == TDM_ECORRUPT || dense) {
+				/* Records before `start` are handled: scan from there,
+				 * the index walk brought to the same run. */
+				uint64_t ws = 0, we = 0;
+				int64_t wk;
+				it->fallbacks += !dense;
+				it->sel = 0;
+				while (we <= start &&
+				       (r = index_walk_next(&it->walk, &ws, &we, &wk)) == 0)
+					;
+				if (r < 0)
+					return r;
+				if (r == 1 || ws > start)
+					return tdm_fail(TDM_ERROR, "%s: the index walk lost run %" PRIu64,
+					                it->main_name, start);
+				/* A scan holds what matches of a grace window unless the
+				 * block mins say sooner: load them if skipped. */
+				if (!it->blocks && (r = index_walk_blocks(&it->blocks, &it->n_blocks,
+				                                          it->txn, it->meta,
+				                                          it->meta->main_len, it->from,
+				                                          it->to, it->s->opts.grace_ns)))
+					return r;
+				suffix_mins(it);
+				scan_seek(&it->scan, start, we);
+				return next_main(it, rec);
+			}
+			if (r)
+				return r;
+		}
+		uint64_t off;
+		if (lbl_cand_peek(it->cand_main, it->sel_pos, &off) || off >= it->run_stop) {
+			it->in_run = 0;
+			it->sel_pos = it->run_stop;
+			continue;
+		}
+		int r = fetch(it, it->main_fd, it->main_name, off, it->meta->main_len,
+		              it->cand_main, rec);
+		if (r < 0)
+			return r;
+		it->sel_pos = off + (r ? 1 : rec->len);
+		if (r)
+			continue;
+		if (rec->ts > it->runmax)
+			it->runmax = rec->ts;
+		if (in_range(it, rec))
+			return 0;
+	}
 }
 
 /* Reads the next main record of the range into `*rec`: 0, 1 when the main
  * file holds no more of the range, or an error. */
 static int next_main(tdm_iter *it, rec_view *rec)
 {
+	if (it->sel)
+		return next_main_selected(it, rec);
 	for (;;) {
 		if (!it->in_run) {
 			uint64_t start, stop;
@@ -439,6 +718,25 @@ static int collect_shard(void *ctx, const shard_meta *m)
 	return 0;
 }
 
+/* Label bitmaps answer a selector when the index has them (an index made
+ * before them is rebuilt by the next writer) and every group names at
+ * least one condition (an empty group matches records without labels). */
+static int bitmaps_usable(int *ok, const tdm_iter *it)
+{
+	kv_val v;
+	*ok = 0;
+	if (it->flags & TDM_READ_SCAN)
+		return 0;
+	for (size_t g = 0; g < it->n_where; g++)
+		if (!it->where[g].n_matches)
+			return 0;
+	int r = kv_get(&v, it->txn, KV_META, META_LABELS, strlen(META_LABELS));
+	if (r == TDM_ENOTFOUND)
+		return 0;
+	*ok = !r;
+	return r;
+}
+
 int reader_open(tdm_iter **out, tdm_store *s, int64_t from, int64_t to,
                 const tdm_read_options *ro)
 {
@@ -453,6 +751,8 @@ int reader_open(tdm_iter **out, tdm_store *s, int64_t from, int64_t to,
 	int r = copy_where(it, ro);
 	if (!r)
 		r = kv_begin(&it->txn, s->kv, 0);
+	if (!r && it->n_where)
+		r = bitmaps_usable(&it->bitmaps, it);
 	if (!r && it->from < it->to) {
 		int64_t d = s->opts.shard_duration_ns;
 		r = index_meta_each(it->txn, it->from / d, (it->to - 1) / d, collect_shard, it);
@@ -484,6 +784,11 @@ int reader_next(const tdm_event **ev, tdm_iter *it)
 	}
 }
 
+uint64_t reader_fallbacks(const tdm_iter *it)
+{
+	return it->fallbacks;
+}
+
 uint64_t reader_damage(const char **first, const tdm_iter *it)
 {
 	uint64_t n = it->damaged + (it->active ? it->scan.damaged : 0);
@@ -506,5 +811,6 @@ void reader_close(tdm_iter *it)
 		free((void *)it->where[0].matches);
 	free(it->where);
 	free(it->strings);
+	free(it->fbuf);
 	free(it);
 }

@@ -9,5 +9,12 @@ int reader_open(tdm_iter **out, tdm_store *s, int64_t from, int64_t to,
 int reader_next(const tdm_event **ev, tdm_iter *it);
 uint64_t reader_damage(const char **first, const tdm_iter *it);
 void reader_close(tdm_iter *it);
+/* Shards (or their rest) read by scanning because a label bitmap was not
+ * sound: for tests. */
+uint64_t reader_fallbacks(const tdm_iter *it);
+
+/* Candidates closer than this many bytes apart on average make a selective
+ * read scan instead (2048); 0: always use the bitmaps (for tests). */
+extern uint32_t reader_scan_density;
 
 #endif

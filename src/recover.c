@@ -23,6 +23,7 @@
 #include "error.h"
 #include "index.h"
 #include "io.h"
+#include "labels.h"
 #include "sealed.h"
 #include "store.h"
 
@@ -161,12 +162,37 @@ static int cut_file(int fd, const char *name, uint64_t size, uint64_t keep)
 	                              name, keep) : 0;
 }
 
+/* Accounts a record's labels into `labels`, putting the bitmaps of each
+ * chunk once the scan has passed it (memory: one chunk's bitmaps). */
+static int label_record(lbl_acc *labels, kv_txn *txn, shard_kind kind,
+                        const rec_view *rec, uint64_t off, uint64_t *chunk)
+{
+	int r = 0;
+	if (off >> LBL_CHUNK_BITS != *chunk) {
+		*chunk = off >> LBL_CHUNK_BITS;
+		r = lbl_acc_flush(labels, txn, kind == SHARD_MAIN ? off : 0,
+		                  kind == SHARD_RECON ? off : 0);
+	}
+	if (!r && rec->labels_len)
+		r = lbl_acc_add(labels, kind, off, rec->labels, rec->labels_len);
+	return r;
+}
+
+/* Puts the bitmaps of a file scanned to its end. */
+static int label_file_done(lbl_acc *labels, kv_txn *txn, shard_kind kind)
+{
+	return lbl_acc_flush(labels, txn, kind == SHARD_MAIN ? UINT64_MAX : 0,
+	                     kind == SHARD_RECON ? UINT64_MAX : 0);
+}
+
 /* Indexes the records of a file from its header on, for a shard whose
- * state is gone. An unsound record followed by sound ones is damage: it is
- * stepped over (verify reports it). An unsound stretch running to the end
- * of the file is a torn tail and is cut off. */
-static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta *m,
-                      shard_kind kind, uint64_t gen)
+ * state is gone, and builds its digests and label bitmaps. An unsound
+ * record followed by sound ones is damage: it is stepped over (verify
+ * reports it). An unsound stretch running to the end of the file is a torn
+ * tail and is cut off. A sealed file's records carry their block's offset:
+ * they get no label bitmaps (a selective read of a sealed shard scans). */
+static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests,
+                      lbl_acc *labels, shard_meta *m, shard_kind kind, uint64_t gen)
 {
 	/* A sealed shard's main file is its sealed file: read whole (it was
 	 * written whole, then renamed into place), one index entry a block. */
@@ -197,7 +223,7 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 			return r;
 		}
 	}
-	uint64_t sound_end = SHARD_HEADER;
+	uint64_t sound_end = SHARD_HEADER, chunk = 0;
 	int64_t grace = s->opts.grace_ns;
 	rec_view rec;
 	uint64_t off;
@@ -213,7 +239,7 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 			                    digest_leaf_of(s->opts.shard_duration_ns, m->shard, rec.ts),
 			                    kind == SHARD_MAIN ? DIGEST_MAIN : DIGEST_RECON, off,
 			                    rec.len, rec_fingerprint(rec.bytes));
-		if (r)
+		if (r || (!sealed && (r = label_record(labels, txn, kind, &rec, off, &chunk))))
 			break;
 		if (rec.seq > m->max_seq)
 			m->max_seq = rec.seq;
@@ -226,6 +252,8 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 		sound_end = size;
 	else if (r >= 0)
 		r = cut_file(fd, name, size, sound_end);
+	if (r >= 0 && !sealed)
+		r = label_file_done(labels, txn, kind);
 	if (kind == SHARD_MAIN)
 		m->main_len = sound_end;
 	else
@@ -237,8 +265,57 @@ static int index_file(tdm_store *s, kv_txn *txn, digest_acc *digests, shard_meta
 /* Deletes what is derived from a shard's files, but its state row. */
 static int derived_del(kv_txn *txn, int64_t shard)
 {
-	int r = index_entries_del(txn, shard);
+	int r = index_entries_del(txn, shard); /* and the label bitmaps */
 	return r ? r : digest_del_shard(txn, shard);
+}
+
+/* The label bitmaps of one file up to `end`, as index_file makes them. */
+static int label_file(tdm_store *s, kv_txn *txn, const shard_meta *m,
+                      shard_kind kind, uint64_t end, lbl_acc *labels)
+{
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, m->shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(s, m->shard);
+	int fd;
+	uint64_t size;
+	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	if (r && r != SHARD_BAD_HEADER)
+		return r;
+	shard_scan sc;
+	store_scan_init(&sc, s, m->shard, fd, name, SHARD_HEADER, end < size ? end : size,
+	                1 << 20);
+	int64_t max_ts = -1, grace = s->opts.grace_ns;
+	uint64_t chunk = 0;
+	rec_view rec;
+	uint64_t off;
+	while ((r = scan_next(&sc, &rec, &off)) == 0) {
+		if (kind == SHARD_MAIN && max_ts >= 0 && rec.ts < max_ts - grace)
+			continue; /* index_file leaves it out too */
+		if (rec.ts > max_ts)
+			max_ts = rec.ts;
+		if ((r = label_record(labels, txn, kind, &rec, off, &chunk)))
+			break;
+	}
+	scan_free(&sc);
+	io_close(fd);
+	return r < 0 ? r : label_file_done(labels, txn, kind);
+}
+
+int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m)
+{
+	lbl_acc *labels;
+	int r = lbl_del(txn, m->shard);
+	if (r || (r = lbl_acc_new(&labels, m->shard)))
+		return r;
+	/* A sealed main file has no bitmaps (index_file). */
+	if (!(r = m->seal_gen ? 0 : label_file(s, txn, m, SHARD_MAIN, m->main_len, labels)) &&
+	    m->recon_len)
+		r = label_file(s, txn, m, SHARD_RECON, m->recon_len, labels);
+	lbl_acc_free(labels);
+	return r;
 }
 
 /* Cuts a file back to its committed length: what lies past it belongs to a
@@ -290,30 +367,34 @@ static int sealed_size(tdm_store *s, int64_t shard, uint64_t gen, uint64_t *size
 	return 0;
 }
 
-/* 0 when the shard's state already agrees with its files, 1 when it was
- * brought up to date, or an error. */
+/* Derives every piece of a shard's LMDB state (state row, sparse index,
+ * digests, label bitmaps) anew from its files: the one per-shard rebuild,
+ * for recovery and sealing. */
 int recover_index_shard(tdm_store *s, kv_txn *txn, shard_meta *m, int has_recon,
                         uint64_t recon_gen)
 {
 	uint64_t gen = m->seal_gen;
-	digest_acc *digests;
+	digest_acc *digests = NULL;
+	lbl_acc *labels = NULL;
 	int r = digest_acc_new(&digests);
-	if (!r)
+	if (!r && !(r = lbl_acc_new(&labels, m->shard)))
 		r = derived_del(txn, m->shard);
-	if (r) {
-		digest_acc_free(digests);
-		return r;
+	if (!r) {
+		index_meta_init(m, m->shard);
+		m->seal_gen = gen;
+		if (!(r = index_file(s, txn, digests, labels, m, SHARD_MAIN, gen)) &&
+		    !(has_recon &&
+		      (r = index_file(s, txn, digests, labels, m, SHARD_RECON, recon_gen))) &&
+		    !(r = digest_acc_flush(digests, txn)))
+			r = index_meta_put(txn, m);
 	}
-	index_meta_init(m, m->shard);
-	m->seal_gen = gen;
-	if (!(r = index_file(s, txn, digests, m, SHARD_MAIN, gen)) &&
-	    !(has_recon && (r = index_file(s, txn, digests, m, SHARD_RECON, recon_gen))) &&
-	    !(r = digest_acc_flush(digests, txn)))
-		r = index_meta_put(txn, m);
 	digest_acc_free(digests);
+	lbl_acc_free(labels);
 	return r;
 }
 
+/* 0 when the shard's state already agrees with its files, 1 when it was
+ * brought up to date, or an error. */
 static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 {
 	int has_main = f->kinds & (1u << SHARD_MAIN);
@@ -428,6 +509,8 @@ int recover_store(tdm_store *s, int rebuild)
 	 * taken to say the shards are uncommitted. */
 	kv_val built;
 	r = kv_get(&built, txn, KV_META, META_BUILT, strlen(META_BUILT));
+	if (!r) /* an index from before the label bitmaps: build them too */
+		r = kv_get(&built, txn, KV_META, META_LABELS, strlen(META_LABELS));
 	if (r == TDM_ENOTFOUND)
 		rebuild = 1, r = 0;
 	else if (r)
@@ -472,7 +555,8 @@ int recover_store(tdm_store *s, int rebuild)
 		goto out;
 	}
 	if ((r = store_next_seq_put(txn, next_seq)) ||
-	    (r = kv_put(txn, KV_META, META_BUILT, strlen(META_BUILT), "1", 1)))
+	    (r = kv_put(txn, KV_META, META_BUILT, strlen(META_BUILT), "1", 1)) ||
+	    (r = kv_put(txn, KV_META, META_LABELS, strlen(META_LABELS), "1", 1)))
 		goto out;
 	r = kv_commit(txn);
 	txn = NULL;
@@ -493,6 +577,8 @@ int recover_needed(tdm_store *s)
 	if (r)
 		return r;
 	r = kv_get(&built, txn, KV_META, META_BUILT, strlen(META_BUILT));
+	if (!r)
+		r = kv_get(&built, txn, KV_META, META_LABELS, strlen(META_LABELS));
 	if (r == TDM_ENOTFOUND) {
 		r = 1;
 		goto out;

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "index.h"
 #include "kv.h"
 #include "shard.h"
 #include "tidemark.h"
@@ -63,6 +64,11 @@ int recover_index_shard(tdm_store *s, kv_txn *txn, struct shard_meta *m,
  * committed lengths. */
 int recover_needed(tdm_store *s);
 
+/* Rebuilds the label bitmaps of one shard from its files, up to the
+ * committed lengths in `m` (recover.c): for a writer that found one of them
+ * unsound. */
+int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m);
+
 /* Writer (writer.c). */
 int writer_open(struct writer **out, tdm_store *s);
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
@@ -94,6 +100,9 @@ int retain_drop_files(tdm_store *s, int64_t shard, uint64_t seal_gen);
  * what the index holds (v2: replica digests), so that an older index is
  * rebuilt on open. */
 #define META_BUILT "built.v2"
+/* Present once every shard has its label bitmaps: an index built before
+ * they existed lacks it and is rebuilt. */
+#define META_LABELS "labels"
 int store_next_seq_get(uint64_t *out, kv_txn *txn);
 int store_next_seq_put(kv_txn *txn, uint64_t next);
 

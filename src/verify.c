@@ -16,6 +16,7 @@
 #include "index.h"
 #include "io.h"
 #include "sealed.h"
+#include "labels.h"
 #include "store.h"
 #include "verify.h"
 
@@ -36,6 +37,8 @@ typedef struct vctx {
 		uint32_t leaf;
 		digest_leaf l;
 	} leaves[64];
+	lbl_acc *labels; /* label bitmaps recomputed for that shard */
+	int64_t shard;
 } vctx;
 
 static void problem(vctx *v, const char *file, int64_t offset, const char *fmt, ...)
@@ -215,8 +218,12 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 			problem(v, name, (int64_t)off, "sealed file out of order: ts %" PRId64
 			        " after %" PRId64, rec.ts, prev_ts);
 		prev_ts = rec.ts;
+		int indexed = kind == SHARD_RECON || m->max_ts < 0 || rec.ts >= m->max_ts - grace;
+		if (indexed && rec.labels_len &&
+		    (r = lbl_acc_add(v->labels, kind, off, rec.labels, rec.labels_len)))
+			break;
 		if (kind == SHARD_MAIN) {
-			if (m->max_ts >= 0 && rec.ts < m->max_ts - grace)
+			if (!indexed)
 				problem(v, name, (int64_t)off,
 				        "ts %" PRId64 " is older than max %" PRId64 " minus grace",
 				        rec.ts, m->max_ts);
@@ -234,6 +241,15 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 	return r < 0 ? r : 0;
 }
 
+static void label_problem(void *ctx, shard_kind kind, uint64_t chunk,
+                          const char *what)
+{
+	vctx *v = ctx;
+	char name[64];
+	shard_relname(name, sizeof name, v->shard, kind);
+	problem(v, name, (int64_t)(chunk << LBL_CHUNK_BITS), "%s", what);
+}
+
 static int check_shard(vctx *v, const shard_meta *have)
 {
 	shard_meta m;
@@ -245,9 +261,17 @@ static int check_shard(vctx *v, const shard_meta *have)
 	char name[80];
 	shard_relname_gen(name, sizeof name, have->shard,
 	                  have->seal_gen ? SHARD_SEALED : SHARD_MAIN, have->seal_gen);
-	int r = check_file(v, have, &m, SHARD_MAIN);
+	v->shard = have->shard;
+	int r = lbl_acc_new(&v->labels, have->shard);
+	if (!r)
+		r = check_file(v, have, &m, SHARD_MAIN);
 	if (!r && have->recon_len)
 		r = check_file(v, have, &m, SHARD_RECON);
+	/* Label bitmaps: each one sound and equal to what the records say. */
+	if (!r)
+		r = lbl_verify(v->txn, have->shard, v->labels, label_problem, v);
+	lbl_acc_free(v->labels);
+	v->labels = NULL;
 	if (r)
 		return r;
 	if (m.main_count != have->main_count || m.recon_count != have->recon_count)

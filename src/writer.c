@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "io.h"
 #include "sealed.h"
@@ -81,6 +82,7 @@ static void wshard_free(wshard *ws)
 		free(ws->file[k].pending);
 	}
 	dd_window_free(&ws->window);
+	lbl_acc_free(ws->labels);
 	free(ws);
 }
 
@@ -147,6 +149,25 @@ static void evict_cold(struct writer *w)
 	}
 }
 
+/* The stored bitmaps of the chunks that appends extend. One that is not
+ * sound makes the shard's bitmaps be rebuilt from its files. */
+static int load_labels(struct writer *w, kv_txn *txn, wshard *ws)
+{
+	for (int attempt = 0;; attempt++) {
+		lbl_acc_free(ws->labels);
+		ws->labels = NULL;
+		int r = lbl_acc_new(&ws->labels, ws->shard);
+		if (!r)
+			r = lbl_acc_load(ws->labels, txn, SHARD_MAIN, ws->meta.main_len);
+		if (!r && ws->meta.recon_len)
+			r = lbl_acc_load(ws->labels, txn, SHARD_RECON, ws->meta.recon_len);
+		if (r != TDM_ECORRUPT || attempt)
+			return r;
+		if ((r = recover_shard_labels(w->s, txn, &ws->meta)))
+			return r;
+	}
+}
+
 static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard)
 {
 	size_t lo = 0, hi = w->n;
@@ -178,6 +199,8 @@ static int wshard_get(wshard **out, struct writer *w, kv_txn *txn, int64_t shard
 		r = wfile_open(w, ws, MAIN, fresh);
 	if (!r && ws->meta.recon_len)
 		r = wfile_open(w, ws, RECON, 0);
+	if (!r)
+		r = load_labels(w, txn, ws);
 	if (!r && w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 16;
 		wshard **a = realloc(w->shards, cap * sizeof *a);
@@ -511,6 +534,10 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	f->pending_len += len;
 	if (seq > ws->meta.max_seq)
 		ws->meta.max_seq = seq;
+	uint32_t labels_len = (uint32_t)get_le(rec + 28, 2);
+	if (labels_len && (r = lbl_acc_add(ws->labels, kind_of(k), off, rec + REC_HEADER,
+	                                   labels_len)))
+		return r;
 
 	if ((r = digest_acc_note(w->digests, ws->shard,
 	                         digest_leaf_of(o->shard_duration_ns, ws->shard, ev->ts),
@@ -583,7 +610,9 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 			ws->meta.main_len = ws->file[MAIN].written;
 			if (ws->file[RECON].fd >= 0)
 				ws->meta.recon_len = ws->file[RECON].written;
-			r = index_meta_put(txn, &ws->meta);
+			r = lbl_acc_flush(ws->labels, txn, ws->meta.main_len, ws->meta.recon_len);
+			if (!r)
+				r = index_meta_put(txn, &ws->meta);
 		}
 	}
 	/* Batch durability: the data is on disk before the index points at it. */

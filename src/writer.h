@@ -8,6 +8,7 @@
 #include "dedupe.h"
 #include "digest.h"
 #include "index.h"
+#include "labels.h"
 #include "store.h"
 
 /* One shard being written: its files, the bytes of the current batch not
@@ -27,6 +28,7 @@ typedef struct wshard {
 	dd_window window;  /* main records with ts >= max_ts - grace */
 	int window_loaded;
 	unsigned leaf_probes; /* on-time events looked up by leaf, window unloaded */
+	lbl_acc *labels;   /* label bitmaps of the chunks being appended to */
 	int touched;       /* in the current batch */
 	uint64_t last_used;
 } wshard;

@@ -19,6 +19,7 @@ enum {
 
 /* The commands; argv[0] is the command name, argv[1..] its arguments. */
 int cmd_init(int argc, char **argv);
+int cmd_labels(int argc, char **argv);
 int cmd_append(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_stat(int argc, char **argv);

@@ -19,6 +19,8 @@ static const char usage_text[] =
 	"      append NDJSON events from stdin; summary on stderr\n"
 	"  read DIR [--from T] [--to T] [--where k=v,...]... [--storage-order]\n"
 	"      print the events of [from, to) as NDJSON, in order\n"
+	"  labels DIR [--from T] [--to T]\n"
+	"      print the label pairs of [from, to) with event counts as JSON\n"
 	"  stat DIR      print the store's statistics as JSON\n"
 	"  verify DIR    check every record and the index\n"
 	"  diff A B [--from T] [--to T] [--remote-command CMD]\n"
@@ -52,6 +54,7 @@ static const command commands[] = {
 	{"stat", cmd_stat},     {"verify", cmd_verify}, {"diff", cmd_diff},
 	{"repair", cmd_repair}, {"sync", cmd_sync},     {"serve", cmd_serve},
 	{"compact", cmd_compact}, {"retain", cmd_retain},
+	{"labels", cmd_labels},
 };
 
 int main(int argc, char **argv)

@@ -136,6 +136,15 @@ static void put_payload(ndjson_buf *b, const tdm_event *ev, int text)
 	b->data[b->len++] = '"';
 }
 
+int ndjson_string(ndjson_buf *b, const char *text)
+{
+	size_t len = strlen(text);
+	if (reserve(b, ESCAPED_MAX(len)))
+		return -1;
+	put_string(b, text, len);
+	return 0;
+}
+
 int ndjson_event(ndjson_buf *b, const tdm_event *ev)
 {
 	int text = utf8_valid(ev->payload, ev->payload_len);

@@ -22,6 +22,10 @@ typedef struct ndjson_buf {
  * local to one replica. Returns 0, or -1 when out of memory. */
 int ndjson_event(ndjson_buf *b, const tdm_event *ev);
 
+/* Appends `text` (UTF-8, NUL-terminated) as a JSON string, quotes
+ * included. Returns 0, or -1 when out of memory. */
+int ndjson_string(ndjson_buf *b, const char *text);
+
 void ndjson_buf_free(ndjson_buf *b);
 
 #endif

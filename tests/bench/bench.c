@@ -6,6 +6,11 @@
  *              [--sync batch|end|none] [--seed 42]
  *   read:  tidemark-bench --engine E --dir DIR --read scan|windows
  *              [--windows 1000] [--window-ms 1000] [--seed 42]
+ *   labels (engines with a label query; write with --labels 3 first):
+ *          tidemark-bench --engine E --dir DIR --read select|filter
+ *              --where k=v,k2=v2 [--where ...]
+ *          select answers the selector from the label index, filter reads
+ *          every record and filters (the same events; issue 6).
  *
  * Each run prints one `RESULT key=value ...` line on stdout for scripts to
  * parse; anything else goes to stderr. Exit status: 0 done, 1 the engine
@@ -61,7 +66,8 @@ static const struct engine *const engines[] = {
 
 /* ---- Arguments ------------------------------------------------------------ */
 
-enum read_mode { READ_NONE, READ_SCAN, READ_WINDOWS };
+enum read_mode { READ_NONE, READ_SCAN, READ_WINDOWS, READ_SELECT, READ_FILTER };
+#define MAX_WHERE 16
 
 struct args {
 	const struct engine *engine;
@@ -77,6 +83,8 @@ struct args {
 	int given_write_only;   /* an option that only a write takes */
 	int given_read_only;    /* one that only a read takes */
 	int given_events;
+	const char *where[MAX_WHERE]; /* --where groups */
+	size_t n_where;
 };
 
 static void usage(FILE *f)
@@ -89,6 +97,8 @@ static void usage(FILE *f)
 	      "  tidemark-bench --engine E --dir DIR --read scan|windows\n"
 	      "                 [--windows 1000] [--window-ms 1000]"
 	      " [--seed 42]\n"
+	      "  tidemark-bench --engine E --dir DIR --read select|filter"
+	      " --where k=v,k2=v2 [--where ...]\n"
 	      "engines:",
 	      f);
 	for (size_t i = 0; i < N_ENGINES; i++)
@@ -130,7 +140,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 {
 	enum { O_ENGINE = 256, O_DIR, O_WORKLOAD, O_EVENTS, O_PAYLOAD, O_BATCH,
 	       O_LABELS, O_SYNC, O_SEED, O_READ, O_WINDOWS, O_WINDOW_MS,
-	       O_HELP };
+	       O_HELP, O_WHERE };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"dir", required_argument, NULL, O_DIR},
@@ -145,6 +155,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"windows", required_argument, NULL, O_WINDOWS},
 		{"window-ms", required_argument, NULL, O_WINDOW_MS},
 		{"help", no_argument, NULL, O_HELP},
+		{"where", required_argument, NULL, O_WHERE},
 		{NULL, 0, NULL, 0},
 	};
 	const char *engine = "tidemark";
@@ -213,9 +224,18 @@ static void parse_args(struct args *a, int argc, char **argv)
 				a->read = READ_SCAN;
 			else if (strcmp(optarg, "windows") == 0)
 				a->read = READ_WINDOWS;
+			else if (strcmp(optarg, "select") == 0)
+				a->read = READ_SELECT;
+			else if (strcmp(optarg, "filter") == 0)
+				a->read = READ_FILTER;
 			else
-				usage_error("--read wants scan or windows, "
-				            "not '%s'", optarg);
+				usage_error("--read wants scan, windows, select or "
+				            "filter, not '%s'", optarg);
+			break;
+		case O_WHERE:
+			if (a->n_where == MAX_WHERE)
+				usage_error("at most %d --where", MAX_WHERE);
+			a->where[a->n_where++] = optarg;
 			break;
 		case O_WINDOWS:
 			a->windows = parse_u64("--windows", optarg, 1, 100000000);
@@ -256,6 +276,12 @@ static void parse_args(struct args *a, int argc, char **argv)
 		usage_error("--events, --payload, --batch, --labels and --sync "
 		            "are for --workload");
 	if (a->read == READ_SCAN && a->given_read_only)
+		usage_error("--windows and --window-ms are for --read windows");
+	if ((a->read == READ_SELECT || a->read == READ_FILTER) !=
+	    (a->n_where > 0))
+		usage_error("--where goes with --read select or filter, and they "
+		            "need it");
+	if ((a->read == READ_SELECT || a->read == READ_FILTER) && a->given_read_only)
 		usage_error("--windows and --window-ms are for --read windows");
 }
 
@@ -524,6 +550,26 @@ static int run_windows(const struct args *a, void *db,
 	return check_read(e, &c);
 }
 
+/* A selector over the whole range, answered from the label index
+ * (select) or by reading every record (filter). */
+static int run_select(const struct args *a, void *db)
+{
+	const struct engine *e = a->engine;
+	struct read_counts c;
+	read_counts_reset(&c);
+	double t = now();
+	if (e->select(db, a->where, a->n_where, a->read == READ_FILTER, &c))
+		return EXIT_ENGINE;
+	double secs = now() - t;
+	printf("RESULT mode=%s engine=%s where=", a->read == READ_SELECT ? "select"
+	       : "filter", e->name);
+	for (size_t i = 0; i < a->n_where; i++)
+		printf("%s%s", i ? "|" : "", a->where[i]);
+	printf(" events=%llu secs=%.4f peak_rss_kb=%ld\n",
+	       (unsigned long long)c.events, secs, peak_rss_kb());
+	return check_read(e, &c);
+}
+
 static int run_read(const struct args *a)
 {
 	const struct engine *e = a->engine;
@@ -539,6 +585,11 @@ static int run_read(const struct args *a)
 		        "not measured (each would be a full scan)\n", e->name);
 		return 0;
 	}
+	if ((a->read == READ_SELECT || a->read == READ_FILTER) && !e->select) {
+		printf("RESULT mode=%s engine=%s skipped=no_labels\n",
+		       a->read == READ_SELECT ? "select" : "filter", e->name);
+		return 0;
+	}
 	if (e->open(&db, a->dir, &oa))
 		return EXIT_ENGINE;
 	if (e->bounds(db, &bd)) {
@@ -551,8 +602,9 @@ static int run_read(const struct args *a)
 		e->close(db);
 		return EXIT_ENGINE;
 	}
-	rc = a->read == READ_SCAN ? run_scan(a, db, &bd)
-	                          : run_windows(a, db, &bd);
+	rc = a->read == READ_SCAN      ? run_scan(a, db, &bd)
+	     : a->read == READ_WINDOWS ? run_windows(a, db, &bd)
+	                               : run_select(a, db);
 	if (e->close(db) && rc == 0)
 		rc = EXIT_ENGINE;
 	return rc;

@@ -85,6 +85,12 @@ struct engine {
 	 * engine has no index to read a window with (bench reports it as
 	 * skipped rather than timing a full scan per window). */
 	int (*window)(void *db, int64_t from, int64_t to, struct read_counts *c);
+	/* Reads every event whose labels match a selector (n_where groups of
+	 * "k=v,k2=v2", any group may hold, value "*" any, "p*" a prefix), in
+	 * ts order. `scan`: read every record and filter (no label index).
+	 * NULL: the engine has no labels query. */
+	int (*select)(void *db, const char *const *where, size_t n_where, int scan,
+	              struct read_counts *c);
 	/* 1: scan returns events in arrival order, not ts order (the raw
 	 * file, a floor that does no ordering work); bench reports how many
 	 * came back out of order instead of failing. */

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine.h"
 #include "tidemark.h"
@@ -162,6 +163,66 @@ static int tm_window(void *vdb, int64_t from, int64_t to,
 	return rc == TDM_ITEROVER ? 0 : fail("tdm_iter_next", rc);
 }
 
+/* "k=v,k2=v2" groups into selectors; the matches point into `text`
+ * (copies, cut in place). Returns 0 or -1. */
+static int parse_where(tdm_selector *sel, tdm_match *m, size_t cap, char **text,
+                       const char *const *where, size_t n_where)
+{
+	size_t used = 0;
+	for (size_t g = 0; g < n_where; g++) {
+		if (!(text[g] = strdup(where[g])))
+			return -1;
+		sel[g].matches = m + used;
+		sel[g].n_matches = 0;
+		for (char *p = text[g]; p;) {
+			char *comma = strchr(p, ',');
+			if (comma)
+				*comma = '\0';
+			char *eq = strchr(p, '=');
+			if (!eq || eq == p || used == cap)
+				return -1;
+			*eq = '\0';
+			m[used++] = (tdm_match){p, eq + 1};
+			sel[g].n_matches++;
+			p = comma ? comma + 1 : NULL;
+		}
+	}
+	return 0;
+}
+
+static int tm_select(void *vdb, const char *const *where, size_t n_where,
+                     int scan, struct read_counts *c)
+{
+	struct tm_db *db = vdb;
+	tdm_selector sel[16];
+	tdm_match m[64];
+	char *text[16] = {0};
+	tdm_read_options ro = TDM_READ_OPTIONS_INIT;
+	int rc = -1;
+	if (n_where > 16 || parse_where(sel, m, 64, text, where, n_where)) {
+		fprintf(stderr, "tidemark-bench: tidemark: bad --where\n");
+		goto out;
+	}
+	ro.where = sel;
+	ro.n_where = n_where;
+	ro.flags = scan ? TDM_READ_SCAN : 0;
+	tdm_iter *it;
+	const tdm_event *ev;
+	if ((rc = tdm_iter_open(&it, db->store, 0, INT64_MAX, &ro))) {
+		rc = fail("tdm_iter_open", rc);
+		goto out;
+	}
+	while ((rc = tdm_iter_next(&ev, it)) == 0)
+		read_counts_add(c, ev->ts, ev->id, ev->payload, ev->payload_len);
+	c->damaged += tdm_iter_damage(NULL, it);
+	tdm_iter_close(it);
+	rc = rc == TDM_ITEROVER ? 0 : fail("tdm_iter_next", rc);
+out:
+	for (size_t g = 0; g < n_where && g < 16; g++)
+		free(text[g]);
+	return rc;
+}
+
 static int tm_scan(void *db, struct read_counts *c)
 {
 	/* ts >= 0 by the data model, so [0, INT64_MAX) is everything but an
@@ -178,4 +239,5 @@ const struct engine engine_tidemark = {
 	.bounds = tm_bounds,
 	.scan = tm_scan,
 	.window = tm_window,
+	.select = tm_select,
 };

@@ -596,6 +596,91 @@ class WhereTest(StoreTest):
             self.assertIn(b"usage:", err)
 
 
+class LabelsTest(StoreTest):
+    """`tidemark labels DIR [--from T] [--to T]` (issue 6)."""
+
+    def labels(self, *args, expect_rc=0):
+        rc, out, err = run("labels", self.store, *args)
+        self.assertEqual(rc, expect_rc, err)
+        if rc:
+            return err
+        self.assertTrue(out.endswith(b"}\n"))
+        return json.loads(out)
+
+    def fill(self):
+        # Two 1 h shards; the second has a late event; one event twice.
+        self.append([
+            ev(T0 + 1, 1, {"host": "web-1", "level": "info"}),
+            ev(T0 + 2, 2, {"host": "web-1", "level": "error"}),
+            ev(T0 + 3, 3, {"host": "web-2", "level": "error"}),
+            ev(T0 + 3, 3, {"host": "web-2", "level": "error"}),
+            ev(T0 + HOUR + 70 * SEC, 4, {"host": "db-1", "ü \"q\"": "v\n"}),
+            ev(T0 + HOUR + 1, 5, {"host": "db-1", "level": "error"}),
+            ev(T0 + HOUR + 2, 6, {}),
+        ])
+
+    def test_empty_store(self):
+        self.assertEqual(self.labels(), {"labels": {}})
+
+    def test_counts_and_shape(self):
+        self.fill()
+        rc, out, _ = run("labels", self.store)
+        self.assertEqual(rc, 0)
+        self.assertEqual(json.loads(out), {"labels": {
+            "host": {"events": 5, "values": {"db-1": 2, "web-1": 2, "web-2": 1}},
+            "level": {"events": 4, "values": {"error": 3, "info": 1}},
+            "ü \"q\"": {"events": 1, "values": {"v\n": 1}},
+        }})
+        # keys and values come in bytewise order
+        self.assertLess(out.index(b'"host"'), out.index(b'"level"'))
+        self.assertLess(out.index(b'"db-1"'), out.index(b'"web-1"'))
+
+    def test_range(self):
+        self.fill()
+        self.assertEqual(self.labels("--to", str(T0 + 3)), {"labels": {
+            "host": {"events": 2, "values": {"web-1": 2}},
+            "level": {"events": 2, "values": {"error": 1, "info": 1}}}})
+        self.assertEqual(self.labels("--from", str(T0 + HOUR + 2)), {"labels": {
+            "host": {"events": 1, "values": {"db-1": 1}},
+            "ü \"q\"": {"events": 1, "values": {"v\n": 1}}}})
+        self.assertEqual(self.labels("--from", str(T0 + 4), "--to",
+                                     str(T0 + HOUR)), {"labels": {}})
+
+    def test_agrees_with_read(self):
+        lines = []
+        for i in range(3000):
+            labels = {"host": "web-%d" % (i % 7), "level": ["info", "warn", "error"][i % 3]}
+            if i % 5 == 0:
+                labels["scope"] = "org:acme/%d" % (i % 4)
+            lines.append(ev(T0 + i * 7 * SEC, i, labels, "x" * (i % 50)))
+        self.append(lines)
+        for args in ((), ("--from", str(T0 + 1000 * SEC), "--to", str(T0 + 9000 * SEC))):
+            counts = {}
+            for e in self.read_events(*args):
+                for k, v in e["labels"].items():
+                    counts.setdefault(k, {}).setdefault(v, 0)
+                    counts[k][v] += 1
+            want = {k: {"events": sum(vs.values()), "values": vs}
+                    for k, vs in counts.items()}
+            self.assertEqual(self.labels(*args), {"labels": want})
+            # and a selective read agrees with filtering the read
+            got = self.read_events(*args, "--where", "scope=org:acme/*,level=error",
+                                   "--where", "host=web-3")
+            all_ = self.read_events(*args)
+            self.assertEqual(got, [e for e in all_ if e["labels"].get("host") == "web-3" or (
+                e["labels"].get("scope", "").startswith("org:acme/") and
+                e["labels"].get("level") == "error")])
+
+    def test_usage_errors(self):
+        for args in ((), ("--from",), ("--bogus",), ("--to", "yesterday")):
+            rc, _, err = run("labels", *(args if not args else (self.store, *args)))
+            self.assertEqual(rc, 2, args)
+            self.assertIn(b"usage:", err)
+        rc, _, err = run("labels", os.path.join(self.tmp, "nope"))
+        self.assertNotEqual(rc, 0)
+        self.assertIn(b"tidemark:", err)
+
+
 class StatTest(StoreTest):
     init_args = ("--grace", "30s")
 
@@ -678,6 +763,23 @@ class SealRetainTest(StoreTest):
         self.assertEqual(json.loads(out)["sealed"], 1)
         self.assertEqual(len(self.read()[0]), len(before) + 1)
         self.assertEqual(self.verify()[0], 0)
+
+    def test_labels_and_selectors_after_compact(self):
+        # Sealed main files have no label bitmaps: counts and selective
+        # reads must read them instead, and agree with what they did before.
+        self.fill()
+        rc, counts_before, err = run("labels", self.store)
+        self.assertEqual(rc, 0, err)
+        sel = ("--where", "host=web-1", "--where", "host=web-2*")
+        picked_before = self.read_events(*sel)
+        self.assertTrue(picked_before)
+        rc, out, err = run("compact", self.store)
+        self.assertEqual(rc, 0, err)
+        self.assertGreater(json.loads(out)["sealed"], 0)
+        rc, counts_after, err = run("labels", self.store)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(counts_after, counts_before)
+        self.assertEqual(self.read_events(*sel), picked_before)
 
     def test_retain(self):
         self.fill()
