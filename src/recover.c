@@ -339,24 +339,12 @@ static int cut_uncommitted(tdm_store *s, int64_t shard, shard_kind kind,
 	return r;
 }
 
-static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t *size)
-{
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, shard, kind);
-	int r = store_path(path, sizeof path, s, name);
-	if (r)
-		return r;
-	struct stat st;
-	if (tdm_io->stat(path, &st) < 0)
-		return tdm_fail_errno(TDM_EIO, errno, "%s", name);
-	*size = (uint64_t)st.st_size;
-	return 0;
-}
-
-static int sealed_size(tdm_store *s, int64_t shard, uint64_t gen, uint64_t *size)
+/* The size of a shard file (`gen`: of a sealed one). */
+static int file_size(tdm_store *s, int64_t shard, shard_kind kind, uint64_t gen,
+                     uint64_t *size)
 {
 	char name[80], path[4200];
-	shard_relname_gen(name, sizeof name, shard, SHARD_SEALED, gen);
+	shard_relname_gen(name, sizeof name, shard, kind, gen);
 	int r = store_path(path, sizeof path, s, name);
 	if (r)
 		return r;
@@ -430,11 +418,11 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 	}
 	uint64_t main_size = 0, recon_size = 0;
 	if (f->sealed_gen)
-		r = sealed_size(s, f->shard, f->sealed_gen, &main_size);
+		r = file_size(s, f->shard, SHARD_SEALED, f->sealed_gen, &main_size);
 	else if (has_main)
-		r = file_size(s, f->shard, SHARD_MAIN, &main_size);
+		r = file_size(s, f->shard, SHARD_MAIN, 0, &main_size);
 	if (!r && has_recon)
-		r = file_size(s, f->shard, SHARD_RECON, &recon_size);
+		r = file_size(s, f->shard, SHARD_RECON, 0, &recon_size);
 	if (r)
 		return r;
 	shard_meta *m = &f->meta;
@@ -596,10 +584,10 @@ int recover_needed(tdm_store *s)
 			r = 1;
 			break;
 		}
-		if ((r = f->sealed_gen ? sealed_size(s, f->shard, f->sealed_gen, &main_size)
-		                       : file_size(s, f->shard, SHARD_MAIN, &main_size)) ||
+		if ((r = file_size(s, f->shard, f->sealed_gen ? SHARD_SEALED : SHARD_MAIN,
+		                   f->sealed_gen, &main_size)) ||
 		    (f->meta.recon_len &&
-		     (r = file_size(s, f->shard, SHARD_RECON, &recon_size))))
+		     (r = file_size(s, f->shard, SHARD_RECON, 0, &recon_size))))
 			break;
 		r = main_size != f->meta.main_len || recon_size != f->meta.recon_len;
 	}
