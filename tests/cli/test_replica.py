@@ -315,6 +315,27 @@ class DivergenceTest(ReplicaTest):
         self.assert_converged(self.a, self.b, [anchor] + late)
         self.check_diff(self.a, c, 2, 0)
 
+    def test_shard_holding_only_recon_events(self):
+        # Appends never make one (a per-shard watermark), but a replica that
+        # lost a shard's main file has one after recovery: its late events
+        # stay in the recon file, its main file is empty. Sync brings the
+        # main events back from the other replica.
+        s = T0 + 4 * HOUR
+        main = [E(s + 40 * MIN + i * SEC, 1 + i, {"h": "m"}, b"main %d" % i)
+                for i in range(5)]
+        late = [E(s + i * MIN, 20 + i, {"h": "r"}, b"recon %d" % i) for i in range(1, 6)]
+        for store in (self.a, self.b):
+            self.append(store, main, late=0)
+            self.append(store, late, late=5)
+        os.remove(os.path.join(self.a, "shards", "%020d.main" % (s // HOUR)))
+        st = self.stat(self.a)  # the reopen recovers: recon events only
+        self.assertEqual((st["events"], st["late_events"]), (5, 5), st)
+        self.assertEqual(self.read(self.a).count(b"\n"), 5)
+        self.assert_verified(self.a)
+        self.check_diff(self.a, self.b, 0, 5)
+        self.sync(self.a, self.b, 0, 5)
+        self.assert_converged(self.a, self.b, main + late)
+
     def test_empty_stores(self):
         st = self.check_diff(self.a, self.b, 0, 0)
         self.assertEqual((st["shards_compared"], st["buckets_compared"]), (0, 0))
