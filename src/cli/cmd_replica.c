@@ -79,14 +79,15 @@ static int run(mode m, int argc, char **argv)
 	                            [SYNC] = {"A", "B"}};
 	peer pa, pb;
 	sync_stats st;
+	/* A side that failed to open is closed too: it may hold a process and
+	 * buffers, and it is not said goodbye to. */
 	rc = peer_open(&pa, labels[m][0], side[0], remote_command, timeout_ms);
 	if (!rc) {
 		rc = peer_open(&pb, labels[m][1], side[1], remote_command, timeout_ms);
-		if (!rc) {
+		if (!rc)
 			rc = repl_sync(&st, &pa, &pb, &o);
-			int c = peer_close(&pb);
-			rc = rc ? rc : c;
-		}
+		int c = peer_close(&pb);
+		rc = rc ? rc : c;
 	}
 	int c = peer_close(&pa);
 	rc = rc ? rc : c;

@@ -242,6 +242,7 @@ int peer_recv(peer *p, rbuf *r, uint8_t type)
 		return error_reply(p, r);
 	}
 	if (p->reply.data[0] != type) {
+		p->ended = 1;
 		cli_error("%s (%s): reply of type %u where %u was expected", p->label, p->spec,
 		          p->reply.data[0], type);
 		return EXIT_IOERR;
@@ -252,13 +253,14 @@ int peer_recv(peer *p, rbuf *r, uint8_t type)
 /* A reply that did not parse: the peer is not speaking our protocol. */
 int peer_bad_reply(peer *p, rbuf *r)
 {
+	p->ended = 1; /* not our protocol: say nothing more to it */
 	cli_error("%s (%s): malformed reply: %s at byte %zu", p->label, p->spec,
 	          r->err ? r->err : "bytes left over", r->err_at + 1);
 	return EXIT_IOERR;
 }
 
-int peer_open(peer *p, const char *label, const char *spec, const char *remote_command,
-              int timeout_ms)
+static int open_side(peer *p, const char *label, const char *spec,
+                     const char *remote_command, int timeout_ms)
 {
 	memset(p, 0, sizeof *p);
 	p->timeout_ms = timeout_ms;
@@ -311,6 +313,15 @@ int peer_open(peer *p, const char *label, const char *spec, const char *remote_c
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+int peer_open(peer *p, const char *label, const char *spec, const char *remote_command,
+              int timeout_ms)
+{
+	int rc = open_side(p, label, spec, remote_command, timeout_ms);
+	if (rc)
+		p->ended = 1; /* no goodbye to a side that never said hello */
+	return rc;
 }
 
 int peer_close(peer *p)
