@@ -23,6 +23,7 @@ int cmd_append(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The exit code for a TDM_E* error code. */
 int cli_exit_code(int err);

@@ -19,6 +19,8 @@ static const char usage_text[] =
 	"      print the events of [from, to) as NDJSON, in order\n"
 	"  stat DIR      print the store's statistics as JSON\n"
 	"  verify DIR    check every record and the index\n"
+	"  serve DIR [--http ADDR:PORT] [--syslog ADDR:PORT] [--token-file F]\n"
+	"      take events over HTTP (NDJSON, Loki push) and syslog over TCP\n"
 	"\n"
 	"Times T: integer ns, RFC 3339 (2026-11-22T10:00:00.5Z), now, now-15m.\n"
 	"Durations D: 500ms, 60s, 15m, 1h, 1d, 1h30m; a bare integer is ns.\n"
@@ -35,7 +37,7 @@ typedef struct command {
 
 static const command commands[] = {
 	{"init", cmd_init},     {"append", cmd_append}, {"read", cmd_read},
-	{"stat", cmd_stat},     {"verify", cmd_verify},
+	{"stat", cmd_stat},     {"verify", cmd_verify}, {"serve", cmd_serve},
 };
 
 int main(int argc, char **argv)
