@@ -48,6 +48,7 @@ typedef struct request {
 	enum route route;
 	int gzip;
 	int refused;      /* a response is queued: drop the rest of the body */
+	int too_large;    /* the body passed max_body: dropped, 413 at its end */
 	uint64_t start_us;
 	char *body;
 	size_t len, cap;
@@ -675,16 +676,15 @@ static enum MHD_Result take_body(serve_http *h, struct MHD_Connection *conn,
 {
 	serve_ctx *c = h->c;
 	enum metrics_source src = rq->route == R_LOKI ? SRC_LOKI : SRC_EVENTS;
-	char msg[128];
 	if (serve_now_us() - rq->start_us > (uint64_t)c->request_timeout * 1000000) {
-		snprintf(msg, sizeof msg, "body not received within %u s",
-		         c->request_timeout);
 		atomic_fetch_add(&c->m.request_errors[src], 1);
 		return MHD_NO; /* close: no reply can be sent mid-body */
 	}
-	if (rq->len + n > c->max_body) {
-		atomic_fetch_add(&c->m.request_errors[src], 1);
-		return MHD_NO;
+	if (rq->too_large || rq->len + n > c->max_body) {
+		/* libmicrohttpd replies only once the body is in: the rest is
+		 * read and dropped (within the request timeout), then 413. */
+		rq->too_large = 1;
+		return MHD_YES;
 	}
 	if (rq->len + n > rq->cap) {
 		size_t cap = rq->cap ? rq->cap : 65536;
@@ -732,6 +732,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		return res;
 	}
 	rq->refused = 1;
+	if (rq->too_large) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "body larger than the limit of %zu "
+		         "bytes", h->c->max_body);
+		return respond_error(h, conn, rq->route == R_LOKI ? SRC_LOKI :
+		                     SRC_EVENTS, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	}
 	return finish_post(h, conn, rq);
 }
 
