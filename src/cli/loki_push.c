@@ -122,7 +122,8 @@ int loki_parse(event_batch *b, const char *body, size_t len, char *err,
                size_t errlen)
 {
 	json_error_t je;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+	                         &je);
 	json_t *streams, *st;
 	size_t si;
 	int rc = 0;
