@@ -236,6 +236,13 @@ static void set_text(syslog_msg *m, const char *p, const char *end)
 {
 	if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
 		p += 3;
+	/* An octet-counted frame may end with the sender's line feed
+	 * (rsyslog's templates add one); it is not part of the message, as
+	 * rsyslog itself drops it on reception. */
+	if (end > p && end[-1] == '\n')
+		end--;
+	if (end > p && end[-1] == '\r')
+		end--;
 	m->text = p;
 	m->text_len = (size_t)(end - p);
 }

@@ -38,7 +38,7 @@ typedef struct syslog_msg {
 	size_t host_len;
 	const char *app;
 	size_t app_len;
-	const char *text; /* MSG, a UTF-8 BOM removed */
+	const char *text; /* MSG, without a UTF-8 BOM or a final LF/CRLF */
 	size_t text_len;
 } syslog_msg;
 

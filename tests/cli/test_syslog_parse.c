@@ -62,6 +62,9 @@ START_TEST(rfc5424)
 	ck_assert_uint_eq(m.app_len, 0);
 	ck_assert_uint_eq(m.text_len, 0);
 
+	m = parse_ok("<13>1 - h a - - - two\nlines\r\n");
+	CK_FIELD(m.text, m.text_len, "two\nlines");
+
 	m = parse_ok("<0>1 2026-11-22T12:00:00+02:00 h a - - - msg with  spaces ");
 	ck_assert_int_eq(m.ts, NOW);
 	CK_FIELD(m.text, m.text_len, "msg with  spaces ");

@@ -559,7 +559,10 @@ class TestKill(ServeTest):
             for t in threads:
                 t.start()
             if kill_round < 2:
-                time.sleep(0.3 + rng.random() * 0.5)
+                # Kill once a random share of what is left was answered,
+                # so the kill always lands in the middle of the load.
+                goal = len(answered) + int(len(todo) * (0.1 + rng.random() * 0.4))
+                wait_for(lambda: len(answered) >= goal, 60, step=0.002)
                 with lock:
                     acked = set(answered)
                 s.proc.kill()
