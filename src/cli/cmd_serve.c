@@ -137,9 +137,8 @@ static int parse_args(serve_args *sa, int argc, char **argv)
 {
 	cli_argv a = {argc, argv, 1, 0};
 	sa->http = "127.0.0.1:3100";
-	/* Issue 4 adds `serve --stdio DIR` (replica repair over stdin and
-	 * stdout): cmd_serve dispatches it before this point, so here every
-	 * option is the network server's. */
+	/* Every option here is the network server's: `--stdio` never gets
+	 * this far (see cmd_serve). */
 	while (a.i < argc) {
 		int rc;
 		if (parse_option(sa, &a, &rc)) {
@@ -330,7 +329,8 @@ static int run(const serve_args *sa)
 	return EXIT_OK;
 }
 
-int cmd_serve(int argc, char **argv)
+/* `serve DIR` over HTTP and syslog. */
+static int serve_network(int argc, char **argv)
 {
 	serve_args sa = {0};
 	struct sigaction act = {0};
@@ -364,4 +364,12 @@ int cmd_serve(int argc, char **argv)
 		free(ctx.tokens[i]);
 	free(ctx.tokens);
 	return rc;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	/* `serve --stdio DIR` (issue 4: replica repair over stdin and stdout)
+	 * is another mode of this command; it is dispatched here, before any
+	 * of the network server is set up or its options parsed. */
+	return serve_network(argc, argv);
 }
