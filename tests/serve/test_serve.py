@@ -648,5 +648,29 @@ class TestFullDisk(ServeTest):
         self.assertEqual(rc, 0, out + err)
 
 
+class TestAppendIdle(ServeTest):
+    """`tidemark append` fed by a shipper that keeps its pipe open (rsyslog's
+    omprog) commits each line when its input goes quiet."""
+
+    def test_lines_committed_while_pipe_open(self):
+        from serve_util import TIDEMARK
+        p = subprocess.Popen([TIDEMARK, "append", self.store, "--durability",
+                              "batch"], stdin=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            for i in range(3):
+                p.stdin.write(body(ev(T0 + i, id=i)))
+                p.stdin.flush()
+                self.assertTrue(wait_for(lambda: len(self.events()) == i + 1,
+                                         10), i)
+            self.assertIsNone(p.poll())
+        finally:
+            p.stdin.close()
+            err = p.stderr.read()
+            p.stderr.close()
+            self.assertEqual(p.wait(10), 0, err)
+        self.assertIn(b'"appended":3', err)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
