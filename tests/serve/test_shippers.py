@@ -132,8 +132,14 @@ class ShipperTest(unittest.TestCase):
             self.srv.kill()
         self._tmp.cleanup()
 
-    def events(self):
+    def events(self, strict=True):
         rc, out, err = run("read", self.store)
+        if rc != 0 and not strict:
+            # Polled while a writer opens the store: seen once as
+            # "index is missing" (exit 74) while `append` was starting;
+            # the final, strict read decides.
+            print("read while polling: %s" % err.decode(), file=sys.stderr)
+            return []
         self.assertEqual(rc, 0, err)
         return [json.loads(l) for l in out.splitlines()]
 
@@ -159,8 +165,12 @@ class ShipperTest(unittest.TestCase):
                     os.path.join(work, "pid")],
                    os.path.join(work, "log"), env)
         self.daemons.append(d)
-        port = wait_for(lambda: os.path.exists(portfile) and
-                        open(portfile).read().strip())
+        def read_port():
+            if not os.path.exists(portfile):
+                return None
+            with open(portfile) as f:
+                return f.read().strip()
+        port = wait_for(read_port)
         self.assertTrue(port, "rsyslogd did not start: " + d.text())
         return d, int(port)
 
@@ -171,8 +181,8 @@ class ShipperTest(unittest.TestCase):
     def check(self, sent, app, severity, facility, t_before, t_after,
               precision=1000):
         """Every message of `sent` stored once, with its labels and time."""
-        evs = wait_for(lambda: (lambda e: len(e) >= len(sent) and e)(
-            self.events()), 30) or self.events()
+        wait_for(lambda: len(self.events(strict=False)) >= len(sent), 30)
+        evs = self.events()
         by_payload = {}
         for e in evs:
             by_payload.setdefault(e["payload"], []).append(e)
@@ -234,7 +244,7 @@ class TestRsyslog(ShipperTest):
         def append_log():
             p = os.path.join(self.tmp, "append.log")
             return open(p).read() if os.path.exists(p) else ""
-        self.assertTrue(wait_for(lambda: len(self.events()) == 30, 30),
+        self.assertTrue(wait_for(lambda: len(self.events(False)) == 30, 30),
                         d.text() + append_log())
         d.stop()
         evs = self.events()
