@@ -78,6 +78,19 @@ static int parse_bytes(size_t *out, const char *name, const char *v,
 	return 0;
 }
 
+static int parse_count(unsigned *out, const char *name, const char *v,
+                       unsigned max)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end || errno || n == 0 || n > max)
+		return cli_usage_error(usage, "bad %s '%s': expected 1 to %u",
+		                       name, v, max);
+	*out = (unsigned)n;
+	return 0;
+}
+
 static int parse_seconds(unsigned *out, const char *name, const char *v)
 {
 	int64_t ns;
@@ -106,7 +119,6 @@ static int parse_option(serve_args *sa, cli_argv *a, int *rc)
 {
 	const char *v;
 	int r;
-	size_t n;
 	*rc = 0;
 	if ((r = cli_option(a, "--http", &v)) > 0)
 		sa->http = strcmp(v, "off") == 0 ? NULL : v;
@@ -124,10 +136,9 @@ static int parse_option(serve_args *sa, cli_argv *a, int *rc)
 		*rc = parse_seconds(&ctx.idle_timeout, "--idle-timeout", v);
 	else if (!r && (r = cli_option(a, "--request-timeout", &v)) > 0)
 		*rc = parse_seconds(&ctx.request_timeout, "--request-timeout", v);
-	else if (!r && (r = cli_option(a, "--max-connections", &v)) > 0) {
-		*rc = parse_bytes(&n, "--max-connections", v, 65536);
-		ctx.max_connections = (unsigned)n;
-	}
+	else if (!r && (r = cli_option(a, "--max-connections", &v)) > 0)
+		*rc = parse_count(&ctx.max_connections, "--max-connections", v,
+		                  65536);
 	if (r < 0)
 		*rc = cli_bad_argument(a, usage, 1);
 	return r != 0;

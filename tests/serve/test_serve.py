@@ -411,6 +411,7 @@ class TestTokens(ServeTest):
                 (["--http", "127.0.0.1"], 2, "ADDR:PORT"),
                 (["--http", "off"], 2, "nothing to serve"),
                 (["--max-body", "0"], 2, "--max-body"),
+                (["--max-connections", "1k"], 2, "expected 1 to 65536"),
                 (["--idle-timeout", "5ms"], 2, "--idle-timeout"),
                 (["--frobnicate"], 2, "unknown option"),
                 ([], 2, "missing DIR")]:
