@@ -5,7 +5,8 @@
 # For each durability (batch: a sync per request, the serve default;
 # interval: the library's default), each route (/v1/events NDJSON,
 # /loki/api/v1/push JSON) and 1, 16 and 64 connections: a fresh store and
-# server, wrk for SECONDS (default 10) with push.lua, 1000 events per
+# server, wrk for SECONDS (default 10; a reply may take up to 30 s before
+# wrk counts it as an error) with push.lua, 1000 events per
 # request. Then `tidemark append` reads 2,000,000 events of the same shape
 # from a pipe. Prints RESULT lines (also to BUILD_DIR/serve-bench.txt).
 set -eu
@@ -50,7 +51,7 @@ for durability in batch interval; do
 			done
 			threads=2
 			[ "$conns" -lt 2 ] && threads=1
-			line=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency \
+			line=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 30s --latency \
 				-s "$here/push.lua" "http://127.0.0.1:$port" -- "$route" "$per" |
 				grep '^WRK ')
 			kill -TERM "$pid"
