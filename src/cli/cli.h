@@ -30,6 +30,8 @@ int cmd_sync(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_retain(int argc, char **argv);
+/* `serve --stdio`: the replica protocol's store side (serve_stdio.c). */
+int cmd_serve_stdio(int argc, char **argv);
 
 /* The exit code for a TDM_E* error code. */
 int cli_exit_code(int err);

@@ -160,22 +160,45 @@ static int read_failure(batch *b, tdm_store *s, int what, uint64_t lineno)
 	return EXIT_IOERR;
 }
 
+/* Commits what is pending when stdin has nothing more for now: a shipper
+ * that pipes lines as they come (rsyslog's omprog) has them stored at
+ * once, not when 1000 have gathered or the pipe closes. */
+typedef struct idle_flush {
+	batch *b;
+	tdm_store *s;
+	int rc;
+} idle_flush;
+
+static void flush_when_idle(void *ctx)
+{
+	idle_flush *f = ctx;
+	if (f->rc == 0 && f->b->n)
+		f->rc = flush(f->b, f->s);
+}
+
 static int append_stdin(batch *b, tdm_store *s)
 {
 	line_reader r;
+	idle_flush idle = {b, s, 0};
 	uint64_t lineno = 0;
 	char *line;
 	size_t len;
 	int got, rc = 0;
 	line_reader_init(&r, STDIN_FILENO, MAX_LINE);
+	r.idle = flush_when_idle;
+	r.idle_ctx = &idle;
 	while (rc == 0 && (got = line_read(&r, &line, &len)) != LINE_EOF) {
 		lineno++;
+		if ((rc = idle.rc))
+			break;
 		if (got < 0)
 			rc = read_failure(b, s, got, lineno);
 		else if (!is_blank(line, len))
 			rc = add_line(b, s, line, len, lineno);
 	}
 	line_reader_free(&r);
+	if (!rc)
+		rc = idle.rc;
 	return rc ? rc : flush(b, s);
 }
 

@@ -4,6 +4,7 @@
 #include "linereader.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,13 @@ static int make_room(line_reader *r)
 	r->buf = p;
 	r->cap = cap;
 	return 0;
+}
+
+/* 1 when a read of fd would not wait. */
+static int input_ready(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) != 0;
 }
 
 /* Reads more input; returns bytes read, 0 at end of input, -1 on error. */
@@ -89,6 +97,8 @@ int line_read(line_reader *r, char **line, size_t *len)
 		if (r->eof)
 			return unread ? take(r, unread, 0, line, len)
 			              : LINE_EOF;
+		if (r->idle && !input_ready(r->fd))
+			r->idle(r->idle_ctx);
 		got = fill(r);
 		if (got < 0)
 			return (int)got;

@@ -16,6 +16,10 @@ typedef struct line_reader {
 	size_t start, end; /* unread bytes are buf[start, end) */
 	size_t scanned;    /* bytes after start known to hold no '\n' */
 	int eof;
+	/* Called, when set, before a read that would wait for input: the
+	 * reader has no whole line and the descriptor has nothing ready. */
+	void (*idle)(void *ctx);
+	void *idle_ctx;
 } line_reader;
 
 enum {

@@ -34,6 +34,8 @@ static const char usage_text[] =
 	"  compact DIR   seal closed shards: sorted, compressed, recon emptied\n"
 	"  retain DIR --before T\n"
 	"      drop whole shards that end at or before T (outside grace)\n"
+	"  serve DIR [--http ADDR:PORT] [--syslog ADDR:PORT] [--token-file F]\n"
+	"      take events over HTTP (NDJSON, Loki push) and syslog over TCP\n"
 	"\n"
 	"Times T: integer ns, RFC 3339 (2026-11-22T10:00:00.5Z), now, now-15m.\n"
 	"Durations D: 500ms, 60s, 15m, 1h, 1d, 1h30m; a bare integer is ns.\n"
