@@ -337,7 +337,13 @@ int store_open(tdm_store **out, const char *dir, const tdm_open_options *oo)
 			r = open_index_locked(s, 0);
 			io_close(fd);
 		} else if (need && r == TDM_ELOCKED && !s->kv) {
+			/* A writer holds the store and is making its index (a new
+			 * store's first writer, or a rebuild): give it a moment. */
 			r = kv_open(&s->kv, path, 0, 0);
+			for (int i = 0; r == TDM_ENOTFOUND && i < 200; i++) {
+				nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+				r = kv_open(&s->kv, path, 0, 0);
+			}
 		} else if (need && r == TDM_ELOCKED) {
 			r = 0; /* a writer has the store, and has repaired it */
 		}
