@@ -634,6 +634,10 @@ static int match_union(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 	return r;
 }
 
+/* A chunk's candidates below which prefix conditions are left to the
+ * reader's check of each record. */
+#define FEW_CANDIDATES 64
+
 /* The selector over one chunk: NULL with 0 when nothing matches. */
 static int select_chunk(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
                         const uint8_t *head, const tdm_selector *where,
@@ -652,6 +656,11 @@ static int select_chunk(roaring_bitmap_t **out, kv_cursor *cur, kv_txn *txn,
 			int prefix = vlen && m->value[vlen - 1] == '*';
 			if (prefix != (j >= n))
 				continue;
+			/* Few candidates left from the exact pairs: fetching them costs
+			 * less than decoding every bitmap a prefix matches, and the
+			 * reader checks each fetched record against the selector. */
+			if (prefix && acc && roaring_bitmap_get_cardinality(acc) <= FEW_CANDIDATES)
+				break;
 			roaring_bitmap_t *u;
 			if ((r = match_union(&u, cur, txn, head, m, acc)) || !u) {
 				bm_free(acc);
