@@ -109,18 +109,6 @@ static int clean_file(void *ctx, const char *name)
 	return r < 0 && r != -ENOENT ? r : 0;
 }
 
-static int unlink_shard_file(tdm_store *s, int64_t shard, shard_kind kind,
-                             uint64_t gen)
-{
-	char rel[80], path[4200];
-	shard_relname_gen(rel, sizeof rel, shard, kind, gen);
-	int r = store_path(path, sizeof path, s, rel);
-	if (r)
-		return r;
-	r = io_unlink(path);
-	return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", rel) : 0;
-}
-
 /* The seal generation a shard file's header names (bytes 40..47), 0 when
  * the header cannot be read. */
 static uint64_t header_gen(tdm_store *s, int64_t shard, shard_kind kind)
@@ -402,10 +390,10 @@ static int recover_shard(tdm_store *s, kv_txn *txn, shard_files *f, int rebuild)
 		/* A sealed file is whole once it has its name (written, synced,
 		 * renamed): it holds every event of the main file and of the recon
 		 * file of the generation before. Those are stale. */
-		if (has_main && (r = unlink_shard_file(s, f->shard, SHARD_MAIN, 0)))
+		if (has_main && (r = store_remove_shard_file(s, f->shard, SHARD_MAIN, 0)))
 			return r;
 		if (has_recon && recon_gen != f->sealed_gen) {
-			if ((r = unlink_shard_file(s, f->shard, SHARD_RECON, 0)))
+			if ((r = store_remove_shard_file(s, f->shard, SHARD_RECON, 0)))
 				return r;
 			has_recon = 0;
 		}

@@ -26,16 +26,6 @@ static int rel_path(char *rel, size_t rcap, char *path, size_t pcap,
 	return store_path(path, pcap, s, rel);
 }
 
-static int remove_rel(tdm_store *s, int64_t shard, shard_kind kind, uint64_t gen)
-{
-	char rel[80], path[4200];
-	int r = rel_path(rel, sizeof rel, path, sizeof path, s, shard, kind, gen);
-	if (r)
-		return r;
-	r = io_unlink(path);
-	return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", rel) : 0;
-}
-
 int retain_drop_files(tdm_store *s, int64_t shard, uint64_t seal_gen)
 {
 	char rel[80], path[4200], drel[80], dpath[4200], dir[4200];
@@ -52,10 +42,10 @@ int retain_drop_files(tdm_store *s, int64_t shard, uint64_t seal_gen)
 		return tdm_fail_errno(TDM_EIO, -r, "%s: rename to %s", rel, drel);
 	if ((r = io_fsync_dir(dir)) < 0)
 		return tdm_fail_errno(TDM_EIO, -r, "%s: sync", SHARDS_DIR);
-	if ((r = remove_rel(s, shard, SHARD_RECON, 0)) ||
-	    (r = remove_rel(s, shard, SHARD_MAIN, 0)) ||
-	    (seal_gen && (r = remove_rel(s, shard, SHARD_SEALED, seal_gen))) ||
-	    (r = remove_rel(s, shard, SHARD_DROPPED, 0)))
+	if ((r = store_remove_shard_file(s, shard, SHARD_RECON, 0)) ||
+	    (r = store_remove_shard_file(s, shard, SHARD_MAIN, 0)) ||
+	    (seal_gen && (r = store_remove_shard_file(s, shard, SHARD_SEALED, seal_gen))) ||
+	    (r = store_remove_shard_file(s, shard, SHARD_DROPPED, 0)))
 		return r;
 	return 0;
 }

@@ -88,17 +88,6 @@ static int sync_shards_dir(tdm_store *s)
 	return r;
 }
 
-static int unlink_rel(tdm_store *s, int64_t shard, shard_kind kind, uint64_t gen)
-{
-	char rel[80], path[4200];
-	shard_relname_gen(rel, sizeof rel, shard, kind, gen);
-	int r = store_path(path, sizeof path, s, rel);
-	if (r)
-		return r;
-	r = io_unlink(path);
-	return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", rel) : 0;
-}
-
 /* Step 1: the shard in read order into the temporary file. 1 when the
  * shard has damage (left alone for verify), 0, or an error. */
 static int write_sealed(uint64_t *size, uint64_t *events, tdm_store *s,
@@ -205,9 +194,9 @@ static int seal_one(tdm_compact_result *res, tdm_store *s, const shard_meta *m)
 		return r;
 	writer_forget(s->w, m->shard);
 
-	if ((r = m->seal_gen ? unlink_rel(s, m->shard, SHARD_SEALED, m->seal_gen)
-	                     : unlink_rel(s, m->shard, SHARD_MAIN, 0)) ||
-	    (r = unlink_rel(s, m->shard, SHARD_RECON, 0)) || (r = sync_shards_dir(s)))
+	if ((r = m->seal_gen ? store_remove_shard_file(s, m->shard, SHARD_SEALED, m->seal_gen)
+	                     : store_remove_shard_file(s, m->shard, SHARD_MAIN, 0)) ||
+	    (r = store_remove_shard_file(s, m->shard, SHARD_RECON, 0)) || (r = sync_shards_dir(s)))
 		return r;
 	res->shards_sealed++;
 	res->events += events;

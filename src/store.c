@@ -29,6 +29,17 @@ int store_path(char *out, size_t cap, const tdm_store *s, const char *rel)
 	return 0;
 }
 
+int store_remove_shard_file(tdm_store *s, int64_t shard, shard_kind kind, uint64_t gen)
+{
+	char rel[80], path[4200];
+	shard_relname_gen(rel, sizeof rel, shard, kind, gen);
+	int r = store_path(path, sizeof path, s, rel);
+	if (r)
+		return r;
+	r = io_unlink(path);
+	return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s: remove", rel) : 0;
+}
+
 shard_id store_shard_id(const tdm_store *s, int64_t shard)
 {
 	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns, 0};

@@ -32,6 +32,9 @@ struct tdm_store {
 /* `dir`/`rel` into out; TDM_EINVAL if it does not fit. */
 int store_path(char *out, size_t cap, const tdm_store *s, const char *rel);
 
+/* Removes a shard file (`gen`: of a sealed one); one already gone is fine. */
+int store_remove_shard_file(tdm_store *s, int64_t shard, shard_kind kind, uint64_t gen);
+
 /* The identity shard file headers must carry. */
 shard_id store_shard_id(const tdm_store *s, int64_t shard);
 
