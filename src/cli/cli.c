@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,5 +159,31 @@ int cli_time_arg(int64_t *out, const char *name, const char *value,
 	if (msg)
 		return cli_usage_error(usage, "bad time for %s '%s': %s", name,
 		                       value, msg);
+	return 0;
+}
+
+int cli_where_group(tdm_selector *g, char *text)
+{
+	size_t n = 1;
+	tdm_match *m;
+	for (const char *p = text; *p; p++)
+		n += *p == ',';
+	if (!(m = calloc(n, sizeof *m)))
+		return -1;
+	g->matches = m;
+	g->n_matches = n;
+	for (size_t i = 0; i < n; i++) {
+		char *comma = strchr(text, ',');
+		char *eq = strchr(text, '=');
+		if (comma)
+			*comma = '\0';
+		if (!eq || (comma && eq > comma) || eq == text)
+			return -1;
+		*eq = '\0';
+		m[i].key = text;
+		m[i].value = eq + 1;
+		if (comma)
+			text = comma + 1;
+	}
 	return 0;
 }

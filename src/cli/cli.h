@@ -6,6 +6,7 @@
 #define TIDEMARK_CLI_H
 
 #include <stdint.h>
+#include <tidemark.h>
 
 /* Exit codes (SPEC §5; the numbers follow BSD sysexits.h). */
 enum {
@@ -90,5 +91,10 @@ int64_t cli_now_ns(void);
  * prints a usage error and returns EXIT_USAGE if it is bad, else 0. */
 int cli_time_arg(int64_t *out, const char *name, const char *value,
                  const char *usage);
+
+/* Splits a --where text "k=v,k2=v2" into one selector group: the text is
+ * cut in place and must outlive the group; g->matches is the caller's to
+ * free. 0, or -1 when malformed or out of memory. */
+int cli_where_group(tdm_selector *g, char *text);
 
 #endif

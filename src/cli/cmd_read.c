@@ -26,39 +26,12 @@ typedef struct read_args {
 	char **texts;        /* copies of the --where texts, cut in place */
 } read_args;
 
-/* Splits "k=v,k2=v2" (a copy the group keeps) into matches. */
-static int parse_group(tdm_selector *g, char *text)
-{
-	size_t n = 1;
-	tdm_match *m;
-	for (const char *p = text; *p; p++)
-		n += *p == ',';
-	if (!(m = calloc(n, sizeof *m)))
-		return -1;
-	g->matches = m;
-	g->n_matches = n;
-	for (size_t i = 0; i < n; i++) {
-		char *comma = strchr(text, ',');
-		char *eq = strchr(text, '=');
-		if (comma)
-			*comma = '\0';
-		if (!eq || (comma && eq > comma) || eq == text)
-			return -1;
-		*eq = '\0';
-		m[i].key = text;
-		m[i].value = eq + 1;
-		if (comma)
-			text = comma + 1;
-	}
-	return 0;
-}
-
 static int add_where(read_args *ra, const char *sel)
 {
 	char *copy = strdup(sel);
 	size_t i = ra->n_where++;
 	ra->texts[i] = copy;
-	if (!copy || parse_group(&ra->where[i], copy))
+	if (!copy || cli_where_group(&ra->where[i], copy))
 		return cli_usage_error(usage, "bad --where '%s': expected "
 		                       "key=value pairs joined by ','", sel);
 	return 0;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cli.h"
 #include "codec.h"
 #include "event_in.h"
 #include "loki_push.h"
@@ -441,33 +442,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	return (ssize_t)n;
 }
 
-/* "k=v,k2=v2" into one group (the text is cut in place). */
-static int parse_group(tdm_selector *g, char *text)
-{
-	size_t n = 1;
-	tdm_match *m;
-	for (const char *p = text; *p; p++)
-		n += *p == ',';
-	if (!(m = calloc(n, sizeof *m)))
-		return -1;
-	g->matches = m;
-	g->n_matches = n;
-	for (size_t i = 0; i < n; i++) {
-		char *comma = strchr(text, ',');
-		char *eq = strchr(text, '=');
-		if (comma)
-			*comma = '\0';
-		if (!eq || (comma && eq > comma) || eq == text)
-			return -1;
-		*eq = '\0';
-		m[i].key = text;
-		m[i].value = eq + 1;
-		if (comma)
-			text = comma + 1;
-	}
-	return 0;
-}
-
 typedef struct query {
 	stream *s;
 	int64_t from, to;
@@ -503,7 +477,7 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
 		}
 		size_t i = s->n_where++;
 		s->texts[i] = strdup(value ? value : "");
-		if (!s->texts[i] || parse_group(&s->where[i], s->texts[i])) {
+		if (!s->texts[i] || cli_where_group(&s->where[i], s->texts[i])) {
 			snprintf(q->err, sizeof q->err, "bad where '%s': expected "
 			         "key=value pairs joined by ','", value ? value : "");
 			q->bad = 1;
