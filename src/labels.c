@@ -174,6 +174,18 @@ static int roaring_bytes_sound(const uint8_t *p, size_t n)
 	return pos == n;
 }
 
+/* 1 when a key is a long pair's: its 0xff follows the label key and
+ * LONG_VALUE bytes of the value, then the hash ends it. Found from the
+ * pair's own bytes, never from the head's: a chunk number may hold 0xff. */
+static int key_is_long(const uint8_t *key, size_t len)
+{
+	const uint8_t *z = len > KEY_HEAD ? memchr(key + KEY_HEAD, 0, len - KEY_HEAD) : NULL;
+	if (!z)
+		return 0;
+	size_t at = (size_t)(z - key) + 1 + LONG_VALUE;
+	return at + 9 == len && key[at] == 0xff;
+}
+
 /* Checks and decodes one stored bitmap: `*out` is the caller's, `*pair`
  * points into the key or the value. */
 static int decode(roaring_bitmap_t **out, const uint8_t **pair, size_t *plen,
@@ -190,7 +202,7 @@ static int decode(roaring_bitmap_t **out, const uint8_t **pair, size_t *plen,
 		return tdm_fail(TDM_ECORRUPT, "label bitmap: checksum mismatch");
 	const uint8_t *bytes = val + 8;
 	size_t n = v->len - 8;
-	if (k->len > 9 && key[k->len - 9] == 0xff) {
+	if (key_is_long(key, k->len)) {
 		*plen = get_le(bytes, 2);
 		*pair = bytes + 2;
 		if (n < 2 + *plen || pair_len(*pair, *plen) != *plen || !pair_is_long(*plen) ||
