@@ -49,7 +49,7 @@ static int fake_open(peer *p, const char *label, const uint8_t *data, size_t n)
 		return rc;
 	uint8_t version = rbuf_u8(&r);
 	p->shard_duration = rbuf_i64(&r);
-	p->grace = rbuf_i64(&r);
+	rbuf_i64(&r); /* grace */
 	uint8_t leaf_level = rbuf_u8(&r), fanout = rbuf_u8(&r);
 	if (!rbuf_done(&r))
 		return peer_bad_reply(p, &r);

@@ -195,29 +195,11 @@ int replica_shards(tdm_shard_digest **out, size_t *n, tdm_store *s, int64_t from
 	return 0;
 }
 
-int replica_children(tdm_digest *out, tdm_store *s, int64_t shard, unsigned level,
-                     uint32_t node, int64_t from, int64_t to)
-{
-	kv_txn *txn;
-	int r = kv_begin(&txn, s->kv, 0);
-	if (r)
-		return r;
-	shard_meta m;
-	r = index_meta_get(&m, txn, shard);
-	if (r == TDM_ENOTFOUND) {
-		memset(out, 0, DIGEST_FANOUT * sizeof *out);
-		r = 0;
-	} else {
-		for (uint32_t c = 0; c < DIGEST_FANOUT && !r; c++)
-			r = clipped(&out[c], s, txn, &m, level + 1, node * DIGEST_FANOUT + c,
-			            from, to);
-	}
-	kv_abort(txn);
-	return r;
-}
+/* Runs fn on a shard's committed state in one read transaction; a shard
+ * the store does not have is empty (fn is not called, 0). */
+typedef int (*shard_fn)(tdm_store *s, kv_txn *txn, const shard_meta *m, void *ctx);
 
-int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from,
-                        int64_t to, tdm_event_fn fn, void *ctx)
+static int with_shard(tdm_store *s, int64_t shard, shard_fn fn, void *ctx)
 {
 	kv_txn *txn;
 	int r = kv_begin(&txn, s->kv, 0);
@@ -228,7 +210,52 @@ int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from
 	if (r == TDM_ENOTFOUND)
 		r = 0;
 	else if (!r)
-		r = leaf_each(s, txn, &m, leaf, from, to, fn, ctx);
+		r = fn(s, txn, &m, ctx);
 	kv_abort(txn);
 	return r;
+}
+
+typedef struct children_req {
+	tdm_digest *out;
+	unsigned level;
+	uint32_t node;
+	int64_t from, to;
+} children_req;
+
+static int children_of(tdm_store *s, kv_txn *txn, const shard_meta *m, void *ctx)
+{
+	children_req *q = ctx;
+	int r = 0;
+	for (uint32_t c = 0; c < DIGEST_FANOUT && !r; c++)
+		r = clipped(&q->out[c], s, txn, m, q->level + 1, q->node * DIGEST_FANOUT + c,
+		            q->from, q->to);
+	return r;
+}
+
+int replica_children(tdm_digest *out, tdm_store *s, int64_t shard, unsigned level,
+                     uint32_t node, int64_t from, int64_t to)
+{
+	memset(out, 0, DIGEST_FANOUT * sizeof *out);
+	children_req q = {out, level, node, from, to};
+	return with_shard(s, shard, children_of, &q);
+}
+
+typedef struct leaf_req {
+	uint32_t leaf;
+	int64_t from, to;
+	tdm_event_fn fn;
+	void *ctx;
+} leaf_req;
+
+static int events_of(tdm_store *s, kv_txn *txn, const shard_meta *m, void *ctx)
+{
+	leaf_req *q = ctx;
+	return leaf_each(s, txn, m, q->leaf, q->from, q->to, q->fn, q->ctx);
+}
+
+int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from,
+                        int64_t to, tdm_event_fn fn, void *ctx)
+{
+	leaf_req q = {leaf, from, to, fn, ctx};
+	return with_shard(s, shard, events_of, &q);
 }

@@ -300,7 +300,7 @@ static int open_side(peer *p, const char *label, const char *spec,
 		return rc;
 	uint8_t version = rbuf_u8(&r);
 	p->shard_duration = rbuf_i64(&r);
-	p->grace = rbuf_i64(&r);
+	rbuf_i64(&r); /* its grace: replicas may differ in it */
 	uint8_t leaf_level = rbuf_u8(&r), fanout = rbuf_u8(&r);
 	if (!rbuf_done(&r))
 		return peer_bad_reply(p, &r);

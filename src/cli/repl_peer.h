@@ -34,7 +34,7 @@ typedef struct peer {
 	wbuf reply;
 	uint64_t bytes;
 	/* from HELLO */
-	int64_t shard_duration, grace;
+	int64_t shard_duration;
 	int ended;      /* the session ended on an error: no goodbye */
 	int timeout_ms; /* longest wait for a remote reply's bytes */
 } peer;
