@@ -35,7 +35,7 @@ const tdm_io_ops tdm_io_posix = {
 };
 
 const tdm_io_ops *tdm_io = &tdm_io_posix;
-tdm_io_counters tdm_io_stats;
+_Thread_local tdm_io_counters tdm_io_stats;
 
 int io_open(int *fd, const char *path, int flags, mode_t mode)
 {

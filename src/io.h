@@ -34,14 +34,15 @@ typedef struct tdm_io_ops {
 extern const tdm_io_ops *tdm_io;
 extern const tdm_io_ops tdm_io_posix;
 
-/* Counters of what went through the layer (process-wide, not atomic:
- * for single-threaded tests and benchmarks). */
+/* Counters of what went through the layer, per thread: for tests and
+ * benchmarks, which count the calls of the thread they run in (a replica
+ * sync and `serve` use several threads at once). */
 typedef struct tdm_io_counters {
 	uint64_t reads, bytes_read;
 	uint64_t writes, bytes_written;
 	uint64_t syncs;
 } tdm_io_counters;
-extern tdm_io_counters tdm_io_stats;
+extern _Thread_local tdm_io_counters tdm_io_stats;
 
 int io_open(int *fd, const char *path, int flags, mode_t mode);
 int io_close(int fd);

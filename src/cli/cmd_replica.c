@@ -43,6 +43,26 @@ static void print_stats(const sync_stats *st)
 	       st->buckets_differing, st->bytes_exchanged);
 }
 
+/* The two sides, opened and closed at once (peer_both): a remote side's
+ * process starts while the local one opens its store, and each side's
+ * final sync runs alongside the other's. */
+typedef struct sides {
+	peer p[2];
+	const char *label[2], *spec[2], *remote_command;
+	int timeout_ms;
+} sides;
+
+static int open_side(int i, void *arg)
+{
+	sides *x = arg;
+	return peer_open(&x->p[i], x->label[i], x->spec[i], x->remote_command, x->timeout_ms);
+}
+
+static int close_side(int i, void *arg)
+{
+	return peer_close(&((sides *)arg)->p[i]);
+}
+
 static int run(mode m, int argc, char **argv)
 {
 	const char *usage = usages[m];
@@ -77,19 +97,15 @@ static int run(mode m, int argc, char **argv)
 
 	const char *labels[3][2] = {[DIFF] = {"A", "B"}, [REPAIR] = {"SRC", "DST"},
 	                            [SYNC] = {"A", "B"}};
-	peer pa, pb;
+	sides x = {.label = {labels[m][0], labels[m][1]}, .spec = {side[0], side[1]},
+	           .remote_command = remote_command, .timeout_ms = timeout_ms};
 	sync_stats st;
+	rc = peer_both(open_side, &x);
+	if (!rc)
+		rc = repl_sync(&st, &x.p[0], &x.p[1], &o);
 	/* A side that failed to open is closed too: it may hold a process and
 	 * buffers, and it is not said goodbye to. */
-	rc = peer_open(&pa, labels[m][0], side[0], remote_command, timeout_ms);
-	if (!rc) {
-		rc = peer_open(&pb, labels[m][1], side[1], remote_command, timeout_ms);
-		if (!rc)
-			rc = repl_sync(&st, &pa, &pb, &o);
-		int c = peer_close(&pb);
-		rc = rc ? rc : c;
-	}
-	int c = peer_close(&pa);
+	int c = peer_both(close_side, &x);
 	rc = rc ? rc : c;
 	if (rc)
 		return rc;

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,4 +354,30 @@ int peer_close(peer *p)
 	wbuf_free(&p->reply);
 	memset(p, 0, sizeof *p);
 	return rc;
+}
+
+typedef struct both_job {
+	int (*fn)(int side, void *arg);
+	void *arg;
+	int rc;
+} both_job;
+
+static void *side_one(void *arg)
+{
+	both_job *j = arg;
+	j->rc = j->fn(1, j->arg);
+	return NULL;
+}
+
+int peer_both(int (*fn)(int side, void *arg), void *arg)
+{
+	both_job j = {fn, arg, 0};
+	pthread_t t;
+	int threaded = pthread_create(&t, NULL, side_one, &j) == 0;
+	int rc = fn(0, arg);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		side_one(&j);
+	return rc ? rc : j.rc;
 }

@@ -61,4 +61,12 @@ int peer_bad_reply(peer *p, rbuf *r);
  * an exit code. */
 int peer_close(peer *p);
 
+/* Runs fn(0, arg) here and fn(1, arg) on a second thread, at once: the
+ * sides are separate stores or processes, so one side's disk or pipe wait
+ * need not hold up the other (a sync costs about the slower side, not the
+ * sum). fn for one side must touch only that side's peer and state. One
+ * after the other if no thread can be made. Returns side 0's result if
+ * nonzero, else side 1's. */
+int peer_both(int (*fn)(int side, void *arg), void *arg);
+
 #endif

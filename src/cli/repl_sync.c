@@ -55,11 +55,13 @@ typedef struct sync {
 	peer *p[2];
 	const sync_opts *o;
 	sync_stats *st;
-	wbuf req;
-	/* per side: events only it holds, encoded for a PUT to the other */
+	/* Per side, since the two sides' requests run at once (peer_both):
+	 * req[i] and arena[i] for requests to side i; put[i] holds the events
+	 * only the other side has, encoded for a PUT to side i. */
+	wbuf req[2];
 	wbuf put[2];
 	size_t put_n[2];
-	event_arena arena;
+	event_arena arena[2];
 	uint64_t leaves_left;
 	struct timespec last_progress;
 } sync;
@@ -84,14 +86,23 @@ static void progress(sync *s, int done)
 
 /* ---- shards ------------------------------------------------------------ */
 
-static int get_shards(tdm_shard_digest **out, size_t *n, sync *s, int side)
+typedef struct shards_job {
+	sync *s;
+	tdm_shard_digest *sd[2];
+	size_t n[2];
+} shards_job;
+
+static int get_shards(int side, void *arg)
 {
+	shards_job *job = arg;
+	sync *s = job->s;
 	peer *p = s->p[side];
+	wbuf *req = &s->req[side];
 	rbuf r;
-	wbuf_frame(&s->req, REPL_SHARDS);
-	wbuf_u64(&s->req, (uint64_t)s->o->from);
-	wbuf_u64(&s->req, (uint64_t)s->o->to);
-	int rc = peer_send(p, &s->req);
+	wbuf_frame(req, REPL_SHARDS);
+	wbuf_u64(req, (uint64_t)s->o->from);
+	wbuf_u64(req, (uint64_t)s->o->to);
+	int rc = peer_send(p, req);
 	if (rc || (rc = peer_recv(p, &r, REPL_SHARDS | REPL_REPLY)))
 		return rc;
 	size_t k = rbuf_count(&r, 17);
@@ -111,18 +122,17 @@ static int get_shards(tdm_shard_digest **out, size_t *n, sync *s, int side)
 		free(v);
 		return peer_bad_reply(p, &r);
 	}
-	*out = v;
-	*n = k;
+	job->sd[side] = v;
+	job->n[side] = k;
 	return 0;
 }
 
 static int diff_shards(node_list *roots, sync *s)
 {
-	tdm_shard_digest *sd[2] = {NULL, NULL};
-	size_t n[2] = {0, 0};
-	int rc = get_shards(&sd[0], &n[0], s, 0);
-	if (!rc)
-		rc = get_shards(&sd[1], &n[1], s, 1);
+	shards_job job = {s, {NULL, NULL}, {0, 0}};
+	int rc = peer_both(get_shards, &job);
+	tdm_shard_digest **sd = job.sd;
+	size_t *n = job.n;
 	for (size_t i = 0, j = 0; !rc && (i < n[0] || j < n[1]);) {
 		node x = {0};
 		if (j == n[1] || (i < n[0] && sd[0][i].shard < sd[1][j].shard)) {
@@ -147,42 +157,54 @@ static int diff_shards(node_list *roots, sync *s)
 
 /* ---- down the tree ------------------------------------------------------ */
 
+typedef struct children_job {
+	sync *s;
+	node *kids;
+	const node_list *nodes;
+	unsigned level;
+} children_job;
+
 /* Fills kids[i * 16 + c].d[side] with the children of the nodes of
  * `level` that side holds events in. */
-static int get_children(node *kids, sync *s, int side, const node_list *nodes,
-                        unsigned level)
+static int get_children(int side, void *arg)
 {
+	children_job *job = arg;
+	sync *s = job->s;
+	node *kids = job->kids;
+	const node_list *nodes = job->nodes;
+	unsigned level = job->level;
 	peer *p = s->p[side];
+	wbuf *req = &s->req[side];
 	size_t i = 0;
 	while (i < nodes->n) {
 		/* One request for up to REPL_BATCH_ITEMS nodes this side has. */
 		size_t first = i, asked = 0;
-		wbuf_frame(&s->req, REPL_CHILDREN);
-		wbuf_u64(&s->req, (uint64_t)s->o->from);
-		wbuf_u64(&s->req, (uint64_t)s->o->to);
-		size_t count_at = s->req.len;
-		wbuf_u32(&s->req, 0); /* patched: a varint of fixed width */
+		wbuf_frame(req, REPL_CHILDREN);
+		wbuf_u64(req, (uint64_t)s->o->from);
+		wbuf_u64(req, (uint64_t)s->o->to);
+		size_t count_at = req->len;
+		wbuf_u32(req, 0); /* patched: a varint of fixed width */
 		for (; i < nodes->n && asked < REPL_BATCH_ITEMS; i++) {
 			if (!nodes->v[i].d[side].count)
 				continue;
-			wbuf_u64(&s->req, (uint64_t)nodes->v[i].shard);
-			wbuf_u8(&s->req, (uint8_t)level);
-			wbuf_u32(&s->req, nodes->v[i].node);
+			wbuf_u64(req, (uint64_t)nodes->v[i].shard);
+			wbuf_u8(req, (uint8_t)level);
+			wbuf_u32(req, nodes->v[i].node);
 			asked++;
 		}
 		if (!asked)
 			break;
-		if (s->req.failed) {
+		if (req->failed) {
 			cli_error("out of memory");
 			return EXIT_IOERR;
 		}
 		/* a 4-byte varint: three continuation bytes */
-		s->req.data[count_at] = (uint8_t)(asked | 0x80);
-		s->req.data[count_at + 1] = (uint8_t)((asked >> 7) | 0x80);
-		s->req.data[count_at + 2] = (uint8_t)((asked >> 14) | 0x80);
-		s->req.data[count_at + 3] = (uint8_t)(asked >> 21);
+		req->data[count_at] = (uint8_t)(asked | 0x80);
+		req->data[count_at + 1] = (uint8_t)((asked >> 7) | 0x80);
+		req->data[count_at + 2] = (uint8_t)((asked >> 14) | 0x80);
+		req->data[count_at + 3] = (uint8_t)(asked >> 21);
 		rbuf r;
-		int rc = peer_send(p, &s->req);
+		int rc = peer_send(p, req);
 		if (rc || (rc = peer_recv(p, &r, REPL_CHILDREN | REPL_REPLY)))
 			return rc;
 		for (size_t k = first; k < i; k++) {
@@ -213,9 +235,8 @@ static int descend(node_list *nodes, sync *s, unsigned level)
 		cli_error("out of memory");
 		return EXIT_IOERR;
 	}
-	int rc = get_children(kids, s, 0, nodes, level);
-	if (!rc)
-		rc = get_children(kids, s, 1, nodes, level);
+	children_job job = {s, kids, nodes, level};
+	int rc = peer_both(get_children, &job);
 	node_list next = {0};
 	for (size_t i = 0; !rc && i < nodes->n; i++)
 		for (uint32_t c = 0; !rc && c < TDM_DIGEST_FANOUT; c++) {
@@ -265,13 +286,14 @@ static int flush_put(sync *s, int to_side, int force)
 	if (!s->put_n[to_side] || (!force && s->put[to_side].len < REPL_BATCH_BYTES))
 		return 0;
 	peer *p = s->p[to_side];
-	wbuf_frame(&s->req, REPL_PUT);
-	wbuf_varint(&s->req, s->put_n[to_side]);
-	wbuf_bytes(&s->req, s->put[to_side].data, s->put[to_side].len);
+	wbuf *req = &s->req[to_side];
+	wbuf_frame(req, REPL_PUT);
+	wbuf_varint(req, s->put_n[to_side]);
+	wbuf_bytes(req, s->put[to_side].data, s->put[to_side].len);
 	wbuf_reset(&s->put[to_side]);
 	s->put_n[to_side] = 0;
 	rbuf r;
-	int rc = peer_send(p, &s->req);
+	int rc = peer_send(p, req);
 	if (rc || (rc = peer_recv(p, &r, REPL_PUT | REPL_REPLY)))
 		return rc;
 	uint64_t appended = rbuf_varint(&r);
@@ -283,8 +305,28 @@ static int flush_put(sync *s, int to_side, int force)
 		s->st->copied_to_b += appended;
 	else
 		s->st->copied_to_a += appended;
-	progress(s, 0);
 	return 0;
+}
+
+typedef struct flush_job {
+	sync *s;
+	int force;
+} flush_job;
+
+static int flush_side(int side, void *arg)
+{
+	flush_job *j = arg;
+	return flush_put(j->s, side, j->force);
+}
+
+/* Sends each side the events queued for it (all of them with `force`,
+ * else only a full batch), both sides at once. */
+static int flush_puts(sync *s, int force)
+{
+	flush_job j = {s, force};
+	int rc = peer_both(flush_side, &j);
+	progress(s, 0);
+	return rc;
 }
 
 /* Fetch items for one side: (leaf, all | fingerprints). */
@@ -295,34 +337,54 @@ typedef struct fetch_item {
 	size_t n_fps;
 } fetch_item;
 
+/* One side's part of a fetch: its items, how far it got, found[i] (what
+ * item i got) and whether it wants the events or only their presence. */
+typedef struct fetch_job {
+	fetch_item *items;
+	size_t n, done;
+	uint64_t *found;
+	int want_events;
+} fetch_job;
+
+typedef struct fetch_both_job {
+	sync *s;
+	fetch_job side[2];
+} fetch_both_job;
+
 /* Asks `side` for the events (or, with !want_events, just the presence) of
- * the items; found[i] counts what item i got. Events go to the other side's
- * PUT. */
-static int fetch(sync *s, int side, fetch_item *items, size_t n, int want_events,
-                 uint64_t *found)
+ * its items, a batch at a time, until they are done or the events queued
+ * for the other side fill a PUT: only this side's peer is spoken to here,
+ * since the other side is busy with its own part at the same time. */
+static int fetch_side(int side, void *arg)
 {
+	fetch_both_job *fb = arg;
+	sync *s = fb->s;
+	fetch_job *j = &fb->side[side];
+	fetch_item *items = j->items;
 	peer *p = s->p[side];
-	size_t i = 0;
-	while (i < n) {
+	wbuf *req = &s->req[side];
+	size_t i = j->done, n = j->n;
+	while (i < n && s->put[!side].len < REPL_BATCH_BYTES) {
 		size_t first = i, fps = 0;
-		wbuf_frame(&s->req, REPL_FETCH);
-		wbuf_u64(&s->req, (uint64_t)s->o->from);
-		wbuf_u64(&s->req, (uint64_t)s->o->to);
-		wbuf_u8(&s->req, (uint8_t)want_events);
+		wbuf_frame(req, REPL_FETCH);
+		wbuf_u64(req, (uint64_t)s->o->from);
+		wbuf_u64(req, (uint64_t)s->o->to);
+		wbuf_u8(req, (uint8_t)j->want_events);
 		size_t batch = 0;
 		for (size_t k = i; k < n && batch < REPL_BATCH_ITEMS &&
 		                   fps < REPL_BATCH_ITEMS; k++, batch++)
 			fps += items[k].all ? items[k].l->n.d[side].count : items[k].n_fps;
-		wbuf_varint(&s->req, batch);
+		wbuf_varint(req, batch);
 		for (; i < first + batch; i++) {
-			wbuf_u64(&s->req, (uint64_t)items[i].l->n.shard);
-			wbuf_u32(&s->req, items[i].l->n.node);
-			wbuf_u8(&s->req, (uint8_t)items[i].all);
-			wbuf_varint(&s->req, items[i].n_fps);
-			for (size_t j = 0; j < items[i].n_fps; j++)
-				wbuf_u64(&s->req, items[i].fps[j]);
+			wbuf_u64(req, (uint64_t)items[i].l->n.shard);
+			wbuf_u32(req, items[i].l->n.node);
+			wbuf_u8(req, (uint8_t)items[i].all);
+			wbuf_varint(req, items[i].n_fps);
+			for (size_t f = 0; f < items[i].n_fps; f++)
+				wbuf_u64(req, items[i].fps[f]);
 		}
-		int rc = peer_send(p, &s->req);
+		j->done = i;
+		int rc = peer_send(p, req);
 		for (int last = 0; !rc && !last;) {
 			rbuf r;
 			if ((rc = peer_recv(p, &r, REPL_FETCH | REPL_REPLY)))
@@ -336,16 +398,15 @@ static int fetch(sync *s, int side, fetch_item *items, size_t n, int want_events
 					rbuf_fail(&r, "fetch reply for an item not asked for");
 					break;
 				}
-				found[first + item]++;
-				if (!want_events)
+				j->found[first + item]++;
+				if (!j->want_events)
 					continue;
 				const uint8_t *start = r.p;
 				tdm_event ev;
-				arena_reset(&s->arena);
-				if (rbuf_event(&r, &ev, &s->arena))
+				arena_reset(&s->arena[side]);
+				if (rbuf_event(&r, &ev, &s->arena[side]))
 					break;
-				if ((rc = queue_event(s, !side, start, r.p)) ||
-				    (rc = flush_put(s, !side, 0)))
+				if ((rc = queue_event(s, !side, start, r.p)))
 					return rc;
 			}
 			if (last > 1)
@@ -359,56 +420,90 @@ static int fetch(sync *s, int side, fetch_item *items, size_t n, int want_events
 	return 0;
 }
 
+/* Fetches both sides' items at once; the events go to the other side's
+ * PUT, sent whenever one fills. A fetch batch asks for at most
+ * REPL_BATCH_ITEMS events, which bounds what is held between PUTs. */
+static int fetch_both(sync *s, fetch_item *items[2], const size_t n[2], const int want[2],
+                      uint64_t *found[2])
+{
+	fetch_both_job fb = {s, {{items[0], n[0], 0, found[0], want[0]},
+	                         {items[1], n[1], 0, found[1], want[1]}}};
+	int rc = 0;
+	while (!rc && (fb.side[0].done < n[0] || fb.side[1].done < n[1]))
+		if (!(rc = peer_both(fetch_side, &fb)))
+			rc = flush_puts(s, 0);
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
 
+typedef struct fps_job {
+	sync *s;
+	leaf **ls;
+	size_t n;
+} fps_job;
+
+/* One side's fingerprints of the leaves, sorted, into ls[k]->only[side]. */
+static int get_fps(int side, void *arg)
+{
+	fps_job *job = arg;
+	sync *s = job->s;
+	leaf **ls = job->ls;
+	size_t n = job->n;
+	peer *p = s->p[side];
+	wbuf *req = &s->req[side];
+	size_t i = 0;
+	while (i < n) {
+		size_t first = i, fps = 0, batch = 0;
+		for (size_t k = i; k < n && batch < REPL_BATCH_ITEMS && fps < 65536; k++, batch++)
+			fps += ls[k]->n.d[side].count;
+		wbuf_frame(req, REPL_LEAF_FPS);
+		wbuf_u64(req, (uint64_t)s->o->from);
+		wbuf_u64(req, (uint64_t)s->o->to);
+		wbuf_varint(req, batch);
+		for (; i < first + batch; i++) {
+			wbuf_u64(req, (uint64_t)ls[i]->n.shard);
+			wbuf_u32(req, ls[i]->n.node);
+		}
+		rbuf r;
+		int rc = peer_send(p, req);
+		if (rc || (rc = peer_recv(p, &r, REPL_LEAF_FPS | REPL_REPLY)))
+			return rc;
+		for (size_t k = first; k < i && !r.err; k++) {
+			uint32_t m = rbuf_u32(&r);
+			if (m > (size_t)(r.end - r.p) / 8) {
+				rbuf_fail(&r, "fingerprint count larger than the message");
+				break;
+			}
+			uint64_t *v = malloc((m ? m : 1) * sizeof *v);
+			if (!v) {
+				cli_error("out of memory");
+				return EXIT_IOERR;
+			}
+			for (uint32_t j = 0; j < m; j++)
+				v[j] = rbuf_u64(&r);
+			qsort(v, m, sizeof *v, cmp_u64);
+			ls[k]->only[side] = v;
+			ls[k]->n_only[side] = m;
+		}
+		if (!rbuf_done(&r))
+			return peer_bad_reply(p, &r);
+	}
+	return 0;
+}
+
 /* Both sides' fingerprints of the unresolved leaves, and what only one
  * side holds. */
 static int compare_fps(sync *s, leaf **ls, size_t n)
 {
-	for (int side = 0; side < 2; side++) {
-		peer *p = s->p[side];
-		size_t i = 0;
-		while (i < n) {
-			size_t first = i, fps = 0, batch = 0;
-			for (size_t k = i; k < n && batch < REPL_BATCH_ITEMS && fps < 65536; k++, batch++)
-				fps += ls[k]->n.d[side].count;
-			wbuf_frame(&s->req, REPL_LEAF_FPS);
-			wbuf_u64(&s->req, (uint64_t)s->o->from);
-			wbuf_u64(&s->req, (uint64_t)s->o->to);
-			wbuf_varint(&s->req, batch);
-			for (; i < first + batch; i++) {
-				wbuf_u64(&s->req, (uint64_t)ls[i]->n.shard);
-				wbuf_u32(&s->req, ls[i]->n.node);
-			}
-			rbuf r;
-			int rc = peer_send(p, &s->req);
-			if (rc || (rc = peer_recv(p, &r, REPL_LEAF_FPS | REPL_REPLY)))
-				return rc;
-			for (size_t k = first; k < i && !r.err; k++) {
-				uint32_t m = rbuf_u32(&r);
-				if (m > (size_t)(r.end - r.p) / 8) {
-					rbuf_fail(&r, "fingerprint count larger than the message");
-					break;
-				}
-				uint64_t *v = malloc((m ? m : 1) * sizeof *v);
-				if (!v) {
-					cli_error("out of memory");
-					return EXIT_IOERR;
-				}
-				for (uint32_t j = 0; j < m; j++)
-					v[j] = rbuf_u64(&r);
-				qsort(v, m, sizeof *v, cmp_u64);
-				ls[k]->only[side] = v;
-				ls[k]->n_only[side] = m;
-			}
-			if (!rbuf_done(&r))
-				return peer_bad_reply(p, &r);
-		}
-	}
+	fps_job job = {s, ls, n};
+	int rc = peer_both(get_fps, &job);
+	if (rc)
+		return rc;
 	/* Sorted multisets: keep in each what the other lacks. */
 	for (size_t k = 0; k < n; k++) {
 		leaf *l = ls[k];
@@ -474,10 +569,10 @@ static int resolve_leaves(sync *s, node_list *nodes)
 		items[side][n_items[side]++] = (fetch_item){l, all, all ? NULL : &guess[i], !all};
 	}
 	/* Round 1: whole leaves, and the single event a sum difference names. */
+	rc = fetch_both(s, items, n_items, want, found);
 	for (int side = 0; side < 2 && !rc; side++) {
 		fetch_item *it = items[side];
-		rc = fetch(s, side, it, n_items[side], want[side], found[side]);
-		for (size_t k = 0; !rc && k < n_items[side]; k++) {
+		for (size_t k = 0; k < n_items[side]; k++) {
 			if (it[k].all)
 				continue;
 			if (found[side][k] == 1) {
@@ -509,10 +604,8 @@ static int resolve_leaves(sync *s, node_list *nodes)
 					(fetch_item){l, 0, l->only[side], l->n_only[side]};
 	}
 	/* Round 3: the events only one side holds. */
-	for (int side = 0; side < 2 && !rc; side++) {
-		memset(found[side], 0, (n + 1) * sizeof(uint64_t));
-		rc = fetch(s, side, items[side], n_items[side], 1, found[side]);
-	}
+	if (!rc)
+		rc = fetch_both(s, items, n_items, want, found);
 	s->leaves_left = 0;
 out:
 	for (size_t i = 0; ls && i < n; i++) {
@@ -548,14 +641,15 @@ int repl_sync(sync_stats *st, peer *a, peer *b, const sync_opts *o)
 	st->buckets_differing = nodes.n;
 	if (!rc && nodes.n)
 		rc = resolve_leaves(&s, &nodes);
-	for (int side = 0; side < 2 && !rc; side++)
-		rc = flush_put(&s, side, 1);
+	if (!rc)
+		rc = flush_puts(&s, 1);
 	progress(&s, 1);
 	st->bytes_exchanged = a->bytes + b->bytes;
 	free(nodes.v);
-	wbuf_free(&s.req);
-	wbuf_free(&s.put[0]);
-	wbuf_free(&s.put[1]);
-	arena_free(&s.arena);
+	for (int side = 0; side < 2; side++) {
+		wbuf_free(&s.req[side]);
+		wbuf_free(&s.put[side]);
+		arena_free(&s.arena[side]);
+	}
 	return rc;
 }
