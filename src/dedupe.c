@@ -138,3 +138,80 @@ void dd_window_evict(dd_window *w, int64_t cutoff)
 		w->n -= k;
 	}
 }
+
+void dd_memo_init(dd_memo *m)
+{
+	memset(m, 0, sizeof *m);
+}
+
+void dd_memo_free(dd_memo *m)
+{
+	dd_set_free(&m->fps);
+	dd_set_free(&m->leaf_set);
+	free(m->leaves);
+	memset(m, 0, sizeof *m);
+}
+
+/* Past this many fingerprints the tables are freed rather than wiped. */
+#define MEMO_KEEP (1u << 16)
+
+static void set_clear(dd_set *s)
+{
+	if (s->count > MEMO_KEEP) {
+		dd_set_free(s);
+	} else if (s->count) {
+		memset(s->slots, 0, (s->mask + 1) * sizeof *s->slots);
+		s->count = 0;
+	}
+}
+
+void dd_memo_clear(dd_memo *m)
+{
+	set_clear(&m->fps);
+	set_clear(&m->leaf_set);
+	m->n = 0;
+}
+
+static uint64_t leaf_hash(int64_t shard, uint32_t leaf)
+{
+	/* splitmix64's finaliser: nearby leaves land far apart */
+	uint64_t x = (uint64_t)shard * 0x9e3779b97f4a7c15u ^ leaf;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	return x ^ (x >> 31);
+}
+
+int dd_memo_has_leaf(const dd_memo *m, int64_t shard, uint32_t leaf)
+{
+	size_t cursor = 0;
+	uint64_t h = leaf_hash(shard, leaf), i;
+	while ((i = dd_set_next(&m->leaf_set, h, &cursor)) != 0)
+		if (m->leaves[i - 1].shard == shard && m->leaves[i - 1].leaf == leaf)
+			return 1;
+	return 0;
+}
+
+int dd_memo_add_leaf(dd_memo *m, int64_t shard, uint32_t leaf)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		dd_memo_leaf *v = realloc(m->leaves, cap * sizeof *v);
+		if (!v)
+			return tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
+		m->leaves = v;
+		m->cap = cap;
+	}
+	m->leaves[m->n++] = (dd_memo_leaf){shard, leaf};
+	return dd_set_add(&m->leaf_set, leaf_hash(shard, leaf), m->n);
+}
+
+int dd_memo_add_fp(dd_memo *m, uint64_t fp)
+{
+	return dd_set_add(&m->fps, fp, 1);
+}
+
+int dd_memo_has_fp(const dd_memo *m, uint64_t fp)
+{
+	size_t cursor = 0;
+	return dd_set_next(&m->fps, fp, &cursor) != 0;
+}

@@ -3,6 +3,8 @@
  * dd_set:    fingerprint -> file offset multimap (open addressing).
  * dd_window: the main-file records inside a shard's grace window, in
  *            time buckets dropped whole as the watermark rises.
+ * dd_memo:   for one batch, the fingerprints of the committed records of
+ *            the digest leaves already read.
  * A fingerprint only nominates candidates; the writer compares the bytes. */
 #ifndef TDM_DEDUPE_H
 #define TDM_DEDUPE_H
@@ -53,5 +55,32 @@ uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cur
 /* Frees the buckets whose every ts is < cutoff. Entries of the bucket that
  * holds the cutoff stay a little longer: harmless. */
 void dd_window_evict(dd_window *w, int64_t cutoff);
+
+/* The memo: a batch that brings a leaf several events (a replica repair
+ * sends them leaf by leaf) reads the leaf's committed records once. Exact:
+ * a stored copy has the event's fingerprint, so a fingerprint the memo
+ * lacks rules out every record of the leaves it holds; one it has only
+ * nominates, and the writer compares bytes. */
+typedef struct dd_memo_leaf {
+	int64_t shard;
+	uint32_t leaf;
+} dd_memo_leaf;
+
+typedef struct dd_memo {
+	dd_set fps;         /* fingerprint -> 1 */
+	dd_set leaf_set;    /* hash of (shard, leaf) -> index + 1 in leaves */
+	dd_memo_leaf *leaves;
+	size_t n, cap;
+} dd_memo;
+
+void dd_memo_init(dd_memo *m);
+void dd_memo_free(dd_memo *m);
+/* Forgets every leaf (keeps the memory while it is small). */
+void dd_memo_clear(dd_memo *m);
+int dd_memo_has_leaf(const dd_memo *m, int64_t shard, uint32_t leaf);
+/* Notes that the leaf's committed fingerprints were all added. */
+int dd_memo_add_leaf(dd_memo *m, int64_t shard, uint32_t leaf);
+int dd_memo_add_fp(dd_memo *m, uint64_t fp);
+int dd_memo_has_fp(const dd_memo *m, uint64_t fp);
 
 #endif

@@ -35,6 +35,9 @@
 /* On-time events below a shard's watermark looked up through their digest
  * leaf before the shard's window is loaded instead. */
 #define LEAF_PROBES_BEFORE_WINDOW 64
+/* The batch's memo of leaves read is started afresh past this many
+ * fingerprints (32 MiB of table). */
+#define MEMO_MAX_FPS (1u << 20)
 
 enum { MAIN = 0, RECON = 1 };
 
@@ -411,21 +414,66 @@ static int span_holds(int *dup, struct writer *w, wshard *ws, int k, uint64_t of
 	return r < 0 ? r : 0;
 }
 
-/* Looks for a stored copy of `rec` (time `ts`) in files `k0`..`k1`: it
- * lies in its digest leaf's spans, the committed ones in the leaf's row and
- * this batch's in the digest accumulator. A leaf is 55 ms of a 1 h shard,
- * a few KB to read, however far back in the file its events went. */
+/* Adds the fingerprints of the leaf's committed records, read from both
+ * files, to the batch's memo. A leaf whose spans are not all in the files
+ * (damage that verify reports) is left out: its spans are read as before. */
+static int memo_load(struct writer *w, wshard *ws, uint32_t leaf, const digest_leaf *l)
+{
+	for (int k = MAIN; k <= RECON; k++) {
+		int dk = k == MAIN ? DIGEST_MAIN : DIGEST_RECON;
+		for (uint32_t i = 0; i < l->n[dk]; i++)
+			if (ws->file[k].fd < 0 || l->span[dk][i].off < SHARD_HEADER ||
+			    l->span[dk][i].len > ws->file[k].written - l->span[dk][i].off)
+				return 0;
+	}
+	int r = 0;
+	for (int k = MAIN; !r && k <= RECON; k++) {
+		if (ws->file[k].fd < 0)
+			continue;
+		int dk = k == MAIN ? DIGEST_MAIN : DIGEST_RECON;
+		char name[80];
+		name_of(name, sizeof name, ws, k);
+		for (uint32_t i = 0; !r && i < l->n[dk]; i++) {
+			uint64_t off = l->span[dk][i].off, end = off + l->span[dk][i].len;
+			shard_scan sc;
+			r = scan_start(&sc, w, ws, k, name, off, (size_t)(end - off));
+			if (!r)
+				scan_seek(&sc, off, sealed_main(ws, k) ? ws->file[k].written : end);
+			rec_view v;
+			uint64_t at;
+			while (!r && (r = scan_next(&sc, &v, &at)) == 0 && at < end)
+				r = dd_memo_add_fp(&w->memo, rec_fingerprint(v.bytes));
+			scan_free(&sc);
+			r = r < 0 ? r : 0;
+		}
+	}
+	return r ? r : dd_memo_add_leaf(&w->memo, ws->shard, leaf);
+}
+
+/* Looks for a stored copy of `rec` (time `ts`, fingerprint `fp`) in files
+ * `k0`..`k1`: it lies in its digest leaf's spans, the committed ones in the
+ * leaf's row and this batch's in the digest accumulator. A leaf is 55 ms of
+ * a 1 h shard, a few KB to read, however far back in the file its events
+ * went; its committed records are read once per batch (the memo). */
 static int leaf_holds(int *dup, struct writer *w, kv_txn *txn, wshard *ws, int k0,
-                      int k1, const uint8_t *rec, int64_t ts)
+                      int k1, const uint8_t *rec, int64_t ts, uint64_t fp)
 {
 	uint32_t leaf = digest_leaf_of(w->s->opts.shard_duration_ns, ws->shard, ts);
 	digest_leaf l;
 	int r = digest_leaf_get(&l, txn, ws->shard, leaf);
+	if (!r && !dd_memo_has_leaf(&w->memo, ws->shard, leaf)) {
+		if (w->memo.fps.count > MEMO_MAX_FPS)
+			dd_memo_clear(&w->memo);
+		r = memo_load(w, ws, leaf, &l);
+	}
+	/* Read the committed spans only if a record there may be a copy. */
+	int committed = !dd_memo_has_leaf(&w->memo, ws->shard, leaf) ||
+	                dd_memo_has_fp(&w->memo, fp);
 	for (int k = k0; !r && k <= k1 && !*dup; k++) {
 		if (ws->file[k].fd < 0)
 			continue;
 		int dk = k == MAIN ? DIGEST_MAIN : DIGEST_RECON;
-		for (uint32_t i = 0; !r && i < l.n[dk] && !*dup; i++)
+		for (uint32_t i = 0; committed && !r && i < l.n[dk] && !*dup; i++)
 			r = span_holds(dup, w, ws, k, l.span[dk][i].off, l.span[dk][i].len, rec, ts);
 		const digest_span *sp;
 		uint32_t n;
@@ -455,7 +503,7 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
 			 * replica repair), which the leaf answers in a few KB. */
 			if (!ws->window_loaded && ws->leaf_probes < LEAF_PROBES_BEFORE_WINDOW) {
 				ws->leaf_probes++;
-				return leaf_holds(dup, w, txn, ws, MAIN, RECON, rec, ts);
+				return leaf_holds(dup, w, txn, ws, MAIN, RECON, rec, ts, fp);
 			}
 			if ((r = load_window(w, txn, ws)) ||
 			    (r = window_holds(dup, w, ws, rec, len, fp, ts)))
@@ -463,10 +511,10 @@ static int is_duplicate(int *dup, struct writer *w, kv_txn *txn, wshard *ws,
 		}
 		if (*dup || ts > ws->meta.recon_max_ts)
 			return 0;
-		return leaf_holds(dup, w, txn, ws, RECON, RECON, rec, ts);
+		return leaf_holds(dup, w, txn, ws, RECON, RECON, rec, ts, fp);
 	}
 	/* Late: a copy may be anywhere in either file, but only in its leaf. */
-	return leaf_holds(dup, w, txn, ws, MAIN, RECON, rec, ts);
+	return leaf_holds(dup, w, txn, ws, MAIN, RECON, rec, ts, fp);
 }
 
 /* ---- the batch ---------------------------------------------------------- */
@@ -658,6 +706,7 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	if (r)
 		goto failed;
 	w->n_touched = 0;
+	dd_memo_clear(&w->memo); /* the last batch's commit changed the leaves */
 	for (size_t i = 0; i < n; i++) {
 		uint8_t outcome = TDM_DUPLICATE;
 		if ((r = append_one(&outcome, w, txn, &events[i]))) {
@@ -747,5 +796,6 @@ void writer_close(struct writer *w)
 	free(w->scratch);
 	free(w->enc);
 	digest_acc_free(w->digests);
+	dd_memo_free(&w->memo);
 	free(w);
 }

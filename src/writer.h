@@ -48,6 +48,7 @@ struct writer {
 	int64_t kept_shard; /* newest shard retention (keep_ns) last ran for */
 	uint64_t unsynced_events;
 	digest_acc *digests; /* the batch's changes to replica digests */
+	dd_memo memo;        /* the batch's leaves read for duplicates */
 	struct timespec last_sync;
 };
 

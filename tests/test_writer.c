@@ -221,6 +221,53 @@ START_TEST(test_duplicates_across_reopen)
 }
 END_TEST
 
+/* A batch bringing several late events to the same digest leaves (as a
+ * replica repair does) reads each leaf's committed records once, for the
+ * whole batch: copies of them, of each other and of the last batch's
+ * events are still found, new events still stored. */
+START_TEST(test_leaf_batches)
+{
+	char *dir = tst_store_new(SHARD, GRACE, 256);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_NONE);
+	fill(s, T0, T0 + 600 * SEC, 100 * MS); /* one filler per leaf at most */
+	char text[40][48];
+	tdm_event batch[40];
+	char want[41] = {0};
+	size_t n = 0;
+	for (int i = 0; i < 8; i++) {
+		int64_t ts = T0 + 100 * SEC + i * 100 * MS;
+		snprintf(text[n], sizeof text[n], "fill %" PRId64, ts - T0);
+		batch[n] = ev_at(ts, 7, text[n]); /* the filler itself */
+		want[n++] = 'D';
+		for (int j = 1; j <= 3; j++) {
+			snprintf(text[n], sizeof text[n], "new %d.%d", i, j);
+			batch[n] = ev_at(ts + j * MS, 7, text[n]);
+			want[n++] = 'L';
+		}
+		snprintf(text[n], sizeof text[n], "fill %" PRId64 "x", ts - T0);
+		batch[n] = ev_at(ts, 7, text[n]); /* same ts and id, new payload */
+		want[n++] = 'L';
+	}
+	append_expect(s, batch, want);
+	/* The same again, with every other event new: nothing but duplicates. */
+	char want2[41];
+	memset(want2, 'D', n);
+	want2[n] = '\0';
+	append_expect(s, batch, want2);
+	/* A batch that repeats one of its own events. */
+	tdm_event twice[3] = {ev_at(T0 + 200 * SEC + MS, 7, "twice"), batch[1],
+	                      ev_at(T0 + 200 * SEC + MS, 7, "twice")};
+	append_expect(s, twice, "LDD");
+	ck_assert_uint_eq(count_copies(s, &batch[0]), 1);
+	ck_assert_uint_eq(count_copies(s, &batch[1]), 1);
+	ck_assert_uint_eq(count_copies(s, &batch[4]), 1);
+	ck_assert_uint_eq(count_all(s), 6000 + 4 * 8 + 1); /* 4 new per filler, "twice" */
+	tst_verify_clean(s);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	tst_tmpdir_drop(dir);
+}
+END_TEST
+
 START_TEST(test_not_duplicates)
 {
 	char *dir = tst_store_new(SHARD, GRACE, 256);
@@ -522,6 +569,7 @@ static Suite *writer_suite(void)
 	tcase_add_test(tc, test_outcomes_per_event);
 	tcase_add_test(tc, test_duplicates_in_batch);
 	tcase_add_test(tc, test_duplicates_across_reopen);
+	tcase_add_test(tc, test_leaf_batches);
 	tcase_add_test(tc, test_not_duplicates);
 	tcase_add_test(tc, test_seq_order);
 	suite_add_tcase(su, tc);
