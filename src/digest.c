@@ -166,6 +166,37 @@ int digest_get(tdm_digest *out, kv_txn *txn, int64_t shard, unsigned level,
 	return r;
 }
 
+int digest_children_get(tdm_digest out[DIGEST_FANOUT], kv_txn *txn, int64_t shard,
+                        unsigned level, uint32_t parent)
+{
+	/* The children's keys are adjacent: one seek and a walk, not 16 gets. */
+	memset(out, 0, DIGEST_FANOUT * sizeof *out);
+	uint32_t first = parent * DIGEST_FANOUT;
+	uint8_t key[KEY_LEN], end[KEY_LEN];
+	key_encode(key, shard, level + 1, first);
+	key_encode(end, shard, level + 1, first + DIGEST_FANOUT - 1);
+	kv_cursor *c;
+	int r = kv_cursor_open(&c, txn, KV_DIGEST);
+	if (r)
+		return r;
+	kv_val k = {key, sizeof key}, v;
+	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); !r; r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
+		if (k.len != KEY_LEN || memcmp(k.data, end, KEY_LEN) > 0)
+			break;
+		const uint8_t *kb = k.data;
+		uint32_t node = (uint32_t)kb[9] << 24 | (uint32_t)kb[10] << 16 |
+		                (uint32_t)kb[11] << 8 | kb[12];
+		digest_leaf l;
+		if (leaf_decode(&l, &v, level + 1 == DIGEST_LEAF_LEVEL)) {
+			r = row_corrupt(shard, level + 1, node);
+			break;
+		}
+		out[node - first] = l.d;
+	}
+	kv_cursor_close(c);
+	return r == TDM_ENOTFOUND ? 0 : r;
+}
+
 int digest_leaf_get(digest_leaf *out, kv_txn *txn, int64_t shard, uint32_t leaf)
 {
 	return row_get(out, txn, shard, DIGEST_LEAF_LEVEL, leaf);

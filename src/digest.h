@@ -57,6 +57,10 @@ void digest_node_range(int64_t *lo, int64_t *hi, int64_t duration,
 int digest_get(tdm_digest *out, kv_txn *txn, int64_t shard, unsigned level,
                uint32_t node);
 /* Same for a leaf, with its spans. */
+/* The digests of the 16 children of node `parent` of `level` (zero for
+ * an empty child), read with one cursor walk. */
+int digest_children_get(tdm_digest out[DIGEST_FANOUT], kv_txn *txn, int64_t shard,
+                        unsigned level, uint32_t parent);
 int digest_leaf_get(digest_leaf *out, kv_txn *txn, int64_t shard,
                     uint32_t leaf);
 

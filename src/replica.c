@@ -225,6 +225,10 @@ typedef struct children_req {
 static int children_of(tdm_store *s, kv_txn *txn, const shard_meta *m, void *ctx)
 {
 	children_req *q = ctx;
+	int64_t lo, hi;
+	digest_node_range(&lo, &hi, s->opts.shard_duration_ns, m->shard, q->level, q->node);
+	if (q->from <= lo && hi <= q->to) /* no child is clipped */
+		return digest_children_get(q->out, txn, m->shard, q->level, q->node);
 	int r = 0;
 	for (uint32_t c = 0; c < DIGEST_FANOUT && !r; c++)
 		r = clipped(&q->out[c], s, txn, m, q->level + 1, q->node * DIGEST_FANOUT + c,
