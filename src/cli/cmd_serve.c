@@ -285,6 +285,14 @@ static int run(const serve_args *sa)
 	serve_http *http = NULL;
 	serve_syslog *sl = NULL;
 	int http_fd = -1, syslog_fd = -1, loop = 1, rc;
+	char err[1024];
+	/* The HTTP library is loaded only now, and only for --http: no
+	 * other command, nor `serve --stdio`, maps it (mhd_load.h). */
+	if (sa->http && serve_http_load(err, sizeof err)) {
+		cli_error("%s (the HTTP server needs it: install libmicrohttpd12, "
+		          "or serve syslog only with --http off)", err);
+		return EXIT_IOERR;
+	}
 	if (sa->http && (http_fd = listen_on(sa->http, "http", &loop)) < 0)
 		return EXIT_USAGE;
 	if (sa->http && !loop && ctx.n_tokens == 0)

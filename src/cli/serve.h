@@ -65,6 +65,9 @@ uint64_t serve_now_us(void);
 /* Start and stop of the HTTP server and the syslog receiver; each takes
  * a socket already bound and listening. */
 typedef struct serve_http serve_http;
+/* Loads the HTTP library (libmicrohttpd, at run time: mhd_load.h); needed
+ * once before serve_http_start. -1 with err (errlen bytes) saying why. */
+int serve_http_load(char *err, size_t errlen);
 int serve_http_start(serve_http **out, serve_ctx *c, int listen_fd);
 void serve_http_quiesce(serve_http *h); /* stop accepting */
 unsigned serve_http_busy(serve_http *h); /* requests in progress */

@@ -14,6 +14,9 @@
  * {"error":"..."} with 400 (bad body), 401 (token), 404, 405, 408 (body
  * too slow), 413 (too large), 415 (encoding or type) or 503 (store cannot
  * write: retry).
+ *
+ * libmicrohttpd is called through the table mhd_load.c fills at run time
+ * (serve_http_load), so only this server maps it.
  */
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -29,6 +32,7 @@
 #include "codec.h"
 #include "event_in.h"
 #include "loki_push.h"
+#include "mhd_load.h"
 #include "ndjson.h"
 #include "serve.h"
 #include "timefmt.h"
@@ -36,6 +40,8 @@
 #define HTTP_THREADS 4
 #define STREAM_CHUNK (64u << 10) /* NDJSON gathered per read-stream step */
 #define ERR_LEN 512
+
+static const mhd_api *mhd; /* set by serve_http_load */
 
 struct serve_http {
 	struct MHD_Daemon *d;
@@ -61,18 +67,18 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
                                const char *type, const char *body,
                                size_t len)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
+	struct MHD_Response *r = mhd->create_response_from_buffer(
 		len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", type);
+	mhd->add_response_header(r, "Content-Type", type);
 	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(r, "WWW-Authenticate",
-		                        "Bearer realm=\"tidemark\"");
+		mhd->add_response_header(r, "WWW-Authenticate",
+		                         "Bearer realm=\"tidemark\"");
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-		MHD_add_response_header(r, "Retry-After", "5");
-	enum MHD_Result ok = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
+		mhd->add_response_header(r, "Retry-After", "5");
+	enum MHD_Result ok = mhd->queue_response(conn, status, r);
+	mhd->destroy_response(r);
 	return ok;
 }
 
@@ -161,14 +167,15 @@ static enum MHD_Result respond_summary(struct MHD_Connection *conn,
 		               (size_t)n);
 	/* Loki answers a push with 204 and agents expect it; the summary
 	 * goes in a header. */
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	struct MHD_Response *resp = mhd->create_response_from_buffer(
 		0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	text[n - 1] = '\0';
-	MHD_add_response_header(resp, "X-Tidemark-Result", text);
-	enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, resp);
-	MHD_destroy_response(resp);
+	mhd->add_response_header(resp, "X-Tidemark-Result", text);
+	enum MHD_Result ok = mhd->queue_response(conn, MHD_HTTP_NO_CONTENT,
+	                                         resp);
+	mhd->destroy_response(resp);
 	return ok;
 }
 
@@ -189,8 +196,8 @@ static int authorized(const serve_ctx *c, struct MHD_Connection *conn)
 {
 	if (c->n_tokens == 0)
 		return 1;
-	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                               "Authorization");
+	const char *auth = mhd->lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                                "Authorization");
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
 		return 0;
 	auth += 7;
@@ -496,8 +503,8 @@ static enum MHD_Result get_events(serve_http *h, struct MHD_Connection *conn)
 	stream *s = calloc(1, sizeof *s);
 	query q = {.s = s, .from = 0, .to = INT64_MAX};
 	tdm_read_options ro = TDM_READ_OPTIONS_INIT;
-	int n = MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL,
-	                                  NULL);
+	int n = mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL,
+	                                   NULL);
 	if (!s)
 		return MHD_NO;
 	s->c = c;
@@ -508,7 +515,7 @@ static enum MHD_Result get_events(serve_http *h, struct MHD_Connection *conn)
 		stream_free(s);
 		return MHD_NO;
 	}
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+	mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
 	if (q.bad) {
 		stream_free(s);
 		return respond_error(h, conn, SRC_READ, MHD_HTTP_BAD_REQUEST,
@@ -533,15 +540,15 @@ static enum MHD_Result get_events(serve_http *h, struct MHD_Connection *conn)
 		                     MHD_HTTP_BAD_REQUEST :
 		                     MHD_HTTP_SERVICE_UNAVAILABLE, q.err);
 	}
-	struct MHD_Response *r = MHD_create_response_from_callback(
+	struct MHD_Response *r = mhd->create_response_from_callback(
 		MHD_SIZE_UNKNOWN, STREAM_CHUNK, stream_read, s, stream_free);
 	if (!r) {
 		stream_free(s);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", "application/x-ndjson");
-	enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
+	mhd->add_response_header(r, "Content-Type", "application/x-ndjson");
+	enum MHD_Result ok = mhd->queue_response(conn, MHD_HTTP_OK, r);
+	mhd->destroy_response(r);
 	return ok;
 }
 
@@ -609,8 +616,8 @@ static int start_request(serve_http *h, struct MHD_Connection *conn,
 			                     "GET /metrics, GET /healthz)");
 		return 1;
 	}
-	const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                              "Content-Encoding");
+	const char *enc = mhd->lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                               "Content-Encoding");
 	if (enc && (strcasecmp(enc, "gzip") == 0 ||
 	            strcasecmp(enc, "x-gzip") == 0)) {
 		rq->gzip = 1;
@@ -621,8 +628,8 @@ static int start_request(serve_http *h, struct MHD_Connection *conn,
 		                     "none)");
 		return 1;
 	}
-	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                               "Content-Type");
+	const char *type = mhd->lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                                "Content-Type");
 	if (rq->route == R_LOKI && type &&
 	    strncasecmp(type, "application/x-protobuf", 22) == 0) {
 		*res = respond_error(h, conn, src,
@@ -631,8 +638,8 @@ static int start_request(serve_http *h, struct MHD_Connection *conn,
 		                     "JSON (Content-Type: application/json)");
 		return 1;
 	}
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                             "Content-Length");
+	const char *cl = mhd->lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                              "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > c->max_body) {
 		char msg[128];
 		snprintf(msg, sizeof msg, "body larger than the limit of %zu "
@@ -731,13 +738,18 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&h->busy, 1);
 }
 
+int serve_http_load(char *err, size_t errlen)
+{
+	return (mhd = mhd_load(err, errlen)) ? 0 : -1;
+}
+
 int serve_http_start(serve_http **out, serve_ctx *c, int listen_fd)
 {
-	serve_http *h = calloc(1, sizeof *h);
-	if (!h)
+	serve_http *h;
+	if (!mhd || !(h = calloc(1, sizeof *h)))
 		return -1;
 	h->c = c;
-	h->d = MHD_start_daemon(
+	h->d = mhd->start_daemon(
 		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL,
 		handle, h,
 		MHD_OPTION_LISTEN_SOCKET, listen_fd,
@@ -758,7 +770,7 @@ int serve_http_start(serve_http **out, serve_ctx *c, int listen_fd)
 
 void serve_http_quiesce(serve_http *h)
 {
-	MHD_socket fd = MHD_quiesce_daemon(h->d);
+	MHD_socket fd = mhd->quiesce_daemon(h->d);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 }
@@ -772,6 +784,6 @@ void serve_http_stop(serve_http *h)
 {
 	if (!h)
 		return;
-	MHD_stop_daemon(h->d);
+	mhd->stop_daemon(h->d);
 	free(h);
 }
