@@ -181,18 +181,29 @@ static uint64_t leaf_hash(int64_t shard, uint32_t leaf)
 	return x ^ (x >> 31);
 }
 
-int dd_memo_has_leaf(const dd_memo *m, int64_t shard, uint32_t leaf)
+static dd_memo_leaf *find_leaf(const dd_memo *m, int64_t shard, uint32_t leaf)
 {
 	size_t cursor = 0;
 	uint64_t h = leaf_hash(shard, leaf), i;
 	while ((i = dd_set_next(&m->leaf_set, h, &cursor)) != 0)
 		if (m->leaves[i - 1].shard == shard && m->leaves[i - 1].leaf == leaf)
-			return 1;
-	return 0;
+			return &m->leaves[i - 1];
+	return NULL;
 }
 
-int dd_memo_add_leaf(dd_memo *m, int64_t shard, uint32_t leaf)
+int dd_memo_leaf_state(const dd_memo *m, int64_t shard, uint32_t leaf)
 {
+	const dd_memo_leaf *l = find_leaf(m, shard, leaf);
+	return l ? l->state : DD_LEAF_UNSEEN;
+}
+
+int dd_memo_set_leaf(dd_memo *m, int64_t shard, uint32_t leaf, int state)
+{
+	dd_memo_leaf *l = find_leaf(m, shard, leaf);
+	if (l) {
+		l->state = state;
+		return 0;
+	}
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 64;
 		dd_memo_leaf *v = realloc(m->leaves, cap * sizeof *v);
@@ -201,7 +212,7 @@ int dd_memo_add_leaf(dd_memo *m, int64_t shard, uint32_t leaf)
 		m->leaves = v;
 		m->cap = cap;
 	}
-	m->leaves[m->n++] = (dd_memo_leaf){shard, leaf};
+	m->leaves[m->n++] = (dd_memo_leaf){shard, leaf, state};
 	return dd_set_add(&m->leaf_set, leaf_hash(shard, leaf), m->n);
 }
 

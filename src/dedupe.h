@@ -57,13 +57,17 @@ uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cur
 void dd_window_evict(dd_window *w, int64_t cutoff);
 
 /* The memo: a batch that brings a leaf several events (a replica repair
- * sends them leaf by leaf) reads the leaf's committed records once. Exact:
- * a stored copy has the event's fingerprint, so a fingerprint the memo
- * lacks rules out every record of the leaves it holds; one it has only
- * nominates, and the writer compares bytes. */
+ * sends them leaf by leaf) reads the leaf's committed records once more
+ * at the second event, then never again. Exact: a stored copy has the
+ * event's fingerprint, so a fingerprint the memo lacks rules out every
+ * record of the leaves loaded; one it has only nominates, and the writer
+ * compares bytes. */
+enum { DD_LEAF_UNSEEN = 0, DD_LEAF_SEEN = 1, DD_LEAF_LOADED = 2 };
+
 typedef struct dd_memo_leaf {
 	int64_t shard;
 	uint32_t leaf;
+	int state;
 } dd_memo_leaf;
 
 typedef struct dd_memo {
@@ -77,9 +81,10 @@ void dd_memo_init(dd_memo *m);
 void dd_memo_free(dd_memo *m);
 /* Forgets every leaf (keeps the memory while it is small). */
 void dd_memo_clear(dd_memo *m);
-int dd_memo_has_leaf(const dd_memo *m, int64_t shard, uint32_t leaf);
-/* Notes that the leaf's committed fingerprints were all added. */
-int dd_memo_add_leaf(dd_memo *m, int64_t shard, uint32_t leaf);
+/* DD_LEAF_UNSEEN, DD_LEAF_SEEN (looked up once) or DD_LEAF_LOADED (its
+ * committed fingerprints were all added). */
+int dd_memo_leaf_state(const dd_memo *m, int64_t shard, uint32_t leaf);
+int dd_memo_set_leaf(dd_memo *m, int64_t shard, uint32_t leaf, int state);
 int dd_memo_add_fp(dd_memo *m, uint64_t fp);
 int dd_memo_has_fp(const dd_memo *m, uint64_t fp);
 

@@ -447,7 +447,7 @@ static int memo_load(struct writer *w, wshard *ws, uint32_t leaf, const digest_l
 			r = r < 0 ? r : 0;
 		}
 	}
-	return r ? r : dd_memo_add_leaf(&w->memo, ws->shard, leaf);
+	return r ? r : dd_memo_set_leaf(&w->memo, ws->shard, leaf, DD_LEAF_LOADED);
 }
 
 /* Looks for a stored copy of `rec` (time `ts`, fingerprint `fp`) in files
@@ -461,14 +461,19 @@ static int leaf_holds(int *dup, struct writer *w, kv_txn *txn, wshard *ws, int k
 	uint32_t leaf = digest_leaf_of(w->s->opts.shard_duration_ns, ws->shard, ts);
 	digest_leaf l;
 	int r = digest_leaf_get(&l, txn, ws->shard, leaf);
-	if (!r && !dd_memo_has_leaf(&w->memo, ws->shard, leaf)) {
+	/* A leaf met once is read as it is; met again, it is loaded into the
+	 * memo. */
+	int state = dd_memo_leaf_state(&w->memo, ws->shard, leaf);
+	if (!r && state == DD_LEAF_UNSEEN) {
+		r = dd_memo_set_leaf(&w->memo, ws->shard, leaf, DD_LEAF_SEEN);
+	} else if (!r && state == DD_LEAF_SEEN) {
 		if (w->memo.fps.count > MEMO_MAX_FPS)
 			dd_memo_clear(&w->memo);
 		r = memo_load(w, ws, leaf, &l);
+		state = dd_memo_leaf_state(&w->memo, ws->shard, leaf);
 	}
 	/* Read the committed spans only if a record there may be a copy. */
-	int committed = !dd_memo_has_leaf(&w->memo, ws->shard, leaf) ||
-	                dd_memo_has_fp(&w->memo, fp);
+	int committed = state != DD_LEAF_LOADED || dd_memo_has_fp(&w->memo, fp);
 	for (int k = k0; !r && k <= k1 && !*dup; k++) {
 		if (ws->file[k].fd < 0)
 			continue;

@@ -715,6 +715,42 @@ START_TEST(test_window_random_vs_model)
 }
 END_TEST
 
+/* The memo's leaves: states kept per (shard, leaf) exactly, even for keys
+ * that differ in one field only, and forgotten by a clear; fingerprints
+ * found once added and not otherwise, across a clear and a regrowth. */
+START_TEST(test_memo)
+{
+	dd_memo m;
+	dd_memo_init(&m);
+	for (int round = 0; round < 3; round++) {
+		for (uint32_t leaf = 0; leaf < 3000; leaf++) {
+			ck_assert_int_eq(dd_memo_leaf_state(&m, 7, leaf), DD_LEAF_UNSEEN);
+			ck_assert_int_eq(dd_memo_set_leaf(&m, 7, leaf, DD_LEAF_SEEN), 0);
+		}
+		for (uint32_t leaf = 0; leaf < 3000; leaf += 2)
+			ck_assert_int_eq(dd_memo_set_leaf(&m, 7, leaf, DD_LEAF_LOADED), 0);
+		for (uint32_t leaf = 0; leaf < 3000; leaf++) {
+			ck_assert_int_eq(dd_memo_leaf_state(&m, 7, leaf),
+			                 leaf % 2 ? DD_LEAF_SEEN : DD_LEAF_LOADED);
+			ck_assert_int_eq(dd_memo_leaf_state(&m, 8, leaf), DD_LEAF_UNSEEN);
+			ck_assert_int_eq(dd_memo_leaf_state(&m, -7, leaf), DD_LEAF_UNSEEN);
+		}
+		ck_assert_int_eq(dd_memo_leaf_state(&m, 7, 3000), DD_LEAF_UNSEEN);
+		/* enough fingerprints to regrow the table past what a clear keeps */
+		uint64_t n = round == 1 ? 100000 : 500;
+		for (uint64_t i = 1; i <= n; i++)
+			ck_assert_int_eq(dd_memo_add_fp(&m, i * 0x9e3779b97f4a7c15u), 0);
+		for (uint64_t i = 1; i <= n; i++) {
+			ck_assert(dd_memo_has_fp(&m, i * 0x9e3779b97f4a7c15u));
+			ck_assert(!dd_memo_has_fp(&m, i * 0x9e3779b97f4a7c15u + 1));
+		}
+		dd_memo_clear(&m);
+		ck_assert(!dd_memo_has_fp(&m, 0x9e3779b97f4a7c15u));
+	}
+	dd_memo_free(&m);
+}
+END_TEST
+
 static Suite *dedupe_suite(void)
 {
 	Suite *s = suite_create("dedupe");
@@ -729,6 +765,10 @@ static Suite *dedupe_suite(void)
 	tcase_add_test(tc, test_window_buckets);
 	tcase_add_test(tc, test_window_extreme_widths);
 	tcase_add_test(tc, test_window_random_vs_model);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("memo");
+	tcase_add_test(tc, test_memo);
 	suite_add_tcase(s, tc);
 
 	return s;
