@@ -43,9 +43,10 @@ static void print_stats(const sync_stats *st)
 	       st->buckets_differing, st->bytes_exchanged);
 }
 
-/* The two sides, opened and closed at once (peer_both): a remote side's
- * process starts while the local one opens its store, and each side's
- * final sync runs alongside the other's. */
+/* The two sides. They are opened one after the other, so that a side
+ * that fails to open stops the command before the other (perhaps a slow
+ * ssh) is tried; they are closed at once (peer_both), each side's final
+ * sync alongside the other's. */
 typedef struct sides {
 	peer p[2];
 	const char *label[2], *spec[2], *remote_command;
@@ -100,7 +101,9 @@ static int run(mode m, int argc, char **argv)
 	sides x = {.label = {labels[m][0], labels[m][1]}, .spec = {side[0], side[1]},
 	           .remote_command = remote_command, .timeout_ms = timeout_ms};
 	sync_stats st;
-	rc = peer_both(open_side, &x);
+	rc = open_side(0, &x);
+	if (!rc)
+		rc = open_side(1, &x); /* else p[1] stays zeroed: closing it is a no-op */
 	if (!rc)
 		rc = repl_sync(&st, &x.p[0], &x.p[1], &o);
 	/* A side that failed to open is closed too: it may hold a process and
