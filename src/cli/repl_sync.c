@@ -338,12 +338,15 @@ typedef struct fetch_item {
 } fetch_item;
 
 /* One side's part of a fetch: its items, how far it got, found[i] (what
- * item i got) and whether it wants the events or only their presence. */
+ * item i got) and whether it wants the events or only their presence;
+ * while a reply is being read, the batch it answers. */
 typedef struct fetch_job {
 	fetch_item *items;
 	size_t n, done;
 	uint64_t *found;
 	int want_events;
+	int in_reply;
+	size_t first, batch;
 } fetch_job;
 
 typedef struct fetch_both_job {
@@ -353,8 +356,10 @@ typedef struct fetch_both_job {
 
 /* Asks `side` for the events (or, with !want_events, just the presence) of
  * its items, a batch at a time, until they are done or the events queued
- * for the other side fill a PUT: only this side's peer is spoken to here,
- * since the other side is busy with its own part at the same time. */
+ * for the other side fill a PUT. Only this side's peer is spoken to here,
+ * since the other side is busy with its own part at the same time: a full
+ * PUT ends the call, even within a reply, which is read on at the next
+ * call once the PUTs went out (a remote side waits on its pipe meanwhile). */
 static int fetch_side(int side, void *arg)
 {
 	fetch_both_job *fb = arg;
@@ -363,73 +368,80 @@ static int fetch_side(int side, void *arg)
 	fetch_item *items = j->items;
 	peer *p = s->p[side];
 	wbuf *req = &s->req[side];
-	size_t i = j->done, n = j->n;
-	while (i < n && s->put[!side].len < REPL_BATCH_BYTES) {
-		size_t first = i, fps = 0;
-		wbuf_frame(req, REPL_FETCH);
-		wbuf_u64(req, (uint64_t)s->o->from);
-		wbuf_u64(req, (uint64_t)s->o->to);
-		wbuf_u8(req, (uint8_t)j->want_events);
-		size_t batch = 0;
-		for (size_t k = i; k < n && batch < REPL_BATCH_ITEMS &&
-		                   fps < REPL_BATCH_ITEMS; k++, batch++)
-			fps += items[k].all ? items[k].l->n.d[side].count : items[k].n_fps;
-		wbuf_varint(req, batch);
-		for (; i < first + batch; i++) {
-			wbuf_u64(req, (uint64_t)items[i].l->n.shard);
-			wbuf_u32(req, items[i].l->n.node);
-			wbuf_u8(req, (uint8_t)items[i].all);
-			wbuf_varint(req, items[i].n_fps);
-			for (size_t f = 0; f < items[i].n_fps; f++)
-				wbuf_u64(req, items[i].fps[f]);
-		}
-		j->done = i;
-		int rc = peer_send(p, req);
-		for (int last = 0; !rc && !last;) {
-			rbuf r;
-			if ((rc = peer_recv(p, &r, REPL_FETCH | REPL_REPLY)))
-				return rc;
-			last = rbuf_u8(&r);
-			uint32_t k = rbuf_u32(&r);
-			for (uint32_t e = 0; e < k && !r.err; e++) {
-				uint64_t item = rbuf_varint(&r);
-				rbuf_u64(&r);
-				if (item >= batch) {
-					rbuf_fail(&r, "fetch reply for an item not asked for");
-					break;
-				}
-				j->found[first + item]++;
-				if (!j->want_events)
-					continue;
-				const uint8_t *start = r.p;
-				tdm_event ev;
-				arena_reset(&s->arena[side]);
-				if (rbuf_event(&r, &ev, &s->arena[side]))
-					break;
-				if ((rc = queue_event(s, !side, start, r.p)))
-					return rc;
+	while (s->put[!side].len < REPL_BATCH_BYTES) {
+		if (!j->in_reply) {
+			size_t i = j->done, n = j->n, fps = 0, batch = 0;
+			if (i == n)
+				return 0;
+			wbuf_frame(req, REPL_FETCH);
+			wbuf_u64(req, (uint64_t)s->o->from);
+			wbuf_u64(req, (uint64_t)s->o->to);
+			wbuf_u8(req, (uint8_t)j->want_events);
+			for (size_t k = i; k < n && batch < REPL_BATCH_ITEMS &&
+			                   fps < REPL_BATCH_ITEMS; k++, batch++)
+				fps += items[k].all ? items[k].l->n.d[side].count : items[k].n_fps;
+			wbuf_varint(req, batch);
+			for (; i < j->done + batch; i++) {
+				wbuf_u64(req, (uint64_t)items[i].l->n.shard);
+				wbuf_u32(req, items[i].l->n.node);
+				wbuf_u8(req, (uint8_t)items[i].all);
+				wbuf_varint(req, items[i].n_fps);
+				for (size_t f = 0; f < items[i].n_fps; f++)
+					wbuf_u64(req, items[i].fps[f]);
 			}
-			if (last > 1)
-				rbuf_fail(&r, "bad last flag");
-			if (!rbuf_done(&r))
-				return peer_bad_reply(p, &r);
+			j->first = j->done;
+			j->batch = batch;
+			j->done = i;
+			j->in_reply = 1;
+			int rc = peer_send(p, req);
+			if (rc)
+				return rc;
 		}
+		/* One frame of the reply. */
+		rbuf r;
+		int rc = peer_recv(p, &r, REPL_FETCH | REPL_REPLY);
 		if (rc)
 			return rc;
+		uint8_t last = rbuf_u8(&r);
+		uint32_t k = rbuf_u32(&r);
+		for (uint32_t e = 0; e < k && !r.err; e++) {
+			uint64_t item = rbuf_varint(&r);
+			rbuf_u64(&r);
+			if (item >= j->batch) {
+				rbuf_fail(&r, "fetch reply for an item not asked for");
+				break;
+			}
+			j->found[j->first + item]++;
+			if (!j->want_events)
+				continue;
+			const uint8_t *start = r.p;
+			tdm_event ev;
+			arena_reset(&s->arena[side]);
+			if (rbuf_event(&r, &ev, &s->arena[side]))
+				break;
+			if ((rc = queue_event(s, !side, start, r.p)))
+				return rc;
+		}
+		if (last > 1)
+			rbuf_fail(&r, "bad last flag");
+		if (!rbuf_done(&r))
+			return peer_bad_reply(p, &r);
+		j->in_reply = !last;
 	}
 	return 0;
 }
 
 /* Fetches both sides' items at once; the events go to the other side's
- * PUT, sent whenever one fills. A fetch batch asks for at most
- * REPL_BATCH_ITEMS events, which bounds what is held between PUTs. */
+ * PUT, sent whenever one fills, so no more than about a PUT's worth is
+ * held for each side. */
 static int fetch_both(sync *s, fetch_item *items[2], const size_t n[2], const int want[2],
                       uint64_t *found[2])
 {
-	fetch_both_job fb = {s, {{items[0], n[0], 0, found[0], want[0]},
-	                         {items[1], n[1], 0, found[1], want[1]}}};
+	fetch_both_job fb = {s, {{items[0], n[0], 0, found[0], want[0], 0, 0, 0},
+	                         {items[1], n[1], 0, found[1], want[1], 0, 0, 0}}};
 	int rc = 0;
-	while (!rc && (fb.side[0].done < n[0] || fb.side[1].done < n[1]))
+	while (!rc && (fb.side[0].done < n[0] || fb.side[0].in_reply ||
+	               fb.side[1].done < n[1] || fb.side[1].in_reply))
 		if (!(rc = peer_both(fetch_side, &fb)))
 			rc = flush_puts(s, 0);
 	return rc;
