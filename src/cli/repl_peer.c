@@ -135,10 +135,14 @@ static void reap(peer *p, char *out, size_t cap)
 	p->to_fd = p->from_fd = -1;
 	if (p->pid <= 0)
 		return;
+	/* Up to 2 s for it to exit, looking again soon at first: a side that
+	 * said goodbye exits within a millisecond or two. */
 	int status = 0;
 	pid_t got = 0;
-	for (int i = 0; i < 200 && (got = waitpid(p->pid, &status, WNOHANG)) == 0; i++)
-		usleep(10000);
+	for (useconds_t waited = 0, step = 100;
+	     (got = waitpid(p->pid, &status, WNOHANG)) == 0 && waited < 2000000;
+	     waited += step, step = step < 10000 ? 2 * step : step)
+		usleep(step);
 	if (got == 0) {
 		kill(p->pid, SIGKILL);
 		got = waitpid(p->pid, &status, 0);
