@@ -346,6 +346,21 @@ TDM_EXPORT int tdm_digest_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf
                                       int64_t from, int64_t to, tdm_event_fn fn,
                                       void *ctx);
 
+/* A reader of digest leaves for a request about many of them: one view of
+ * the store (leaves read through it agree with each other) and the shard
+ * files it last read kept open. `*out` is the caller's: close it with
+ * tdm_leaf_reader_close, before the store. */
+typedef struct tdm_leaf_reader tdm_leaf_reader;
+TDM_EXPORT int tdm_leaf_reader_open(tdm_leaf_reader **out, tdm_store *s);
+
+/* tdm_digest_leaf_events, through a reader. */
+TDM_EXPORT int tdm_leaf_reader_events(tdm_leaf_reader *rd, int64_t shard, uint32_t leaf,
+                                      int64_t from, int64_t to, tdm_event_fn fn,
+                                      void *ctx);
+
+/* Closes what the reader holds. NULL is a no-op. */
+TDM_EXPORT void tdm_leaf_reader_close(tdm_leaf_reader *rd);
+
 typedef struct tdm_stat {
 	uint64_t shards;
 	uint64_t events;        /* stored events, main and recon */

@@ -223,15 +223,43 @@ TDM_EXPORT int tdm_digest_children(tdm_digest out[TDM_DIGEST_FANOUT], tdm_store 
 	return replica_children(out, s, shard, level, node, from, to);
 }
 
+static int leaf_check(int64_t shard, uint32_t leaf)
+{
+	if (shard < 0 || leaf >= (1u << (4 * TDM_DIGEST_LEAF_LEVEL)))
+		return tdm_fail(TDM_EINVAL, "no digest leaf %" PRIu32, leaf);
+	return 0;
+}
+
 TDM_EXPORT int tdm_digest_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf,
                                       int64_t from, int64_t to, tdm_event_fn fn,
                                       void *ctx)
 {
 	if (!s || !fn)
 		return tdm_fail(TDM_EINVAL, "tdm_digest_leaf_events: NULL argument");
-	if (shard < 0 || leaf >= (1u << (4 * TDM_DIGEST_LEAF_LEVEL)))
-		return tdm_fail(TDM_EINVAL, "no digest leaf %" PRIu32, leaf);
-	return replica_leaf_events(s, shard, leaf, from, to, fn, ctx);
+	int r = leaf_check(shard, leaf);
+	return r ? r : replica_leaf_events(s, shard, leaf, from, to, fn, ctx);
+}
+
+TDM_EXPORT int tdm_leaf_reader_open(tdm_leaf_reader **out, tdm_store *s)
+{
+	if (!out || !s)
+		return tdm_fail(TDM_EINVAL, "tdm_leaf_reader_open: NULL argument");
+	return replica_reader_open(out, s);
+}
+
+TDM_EXPORT int tdm_leaf_reader_events(tdm_leaf_reader *rd, int64_t shard, uint32_t leaf,
+                                      int64_t from, int64_t to, tdm_event_fn fn,
+                                      void *ctx)
+{
+	if (!rd || !fn)
+		return tdm_fail(TDM_EINVAL, "tdm_leaf_reader_events: NULL argument");
+	int r = leaf_check(shard, leaf);
+	return r ? r : replica_reader_events(rd, shard, leaf, from, to, fn, ctx);
+}
+
+TDM_EXPORT void tdm_leaf_reader_close(tdm_leaf_reader *rd)
+{
+	replica_reader_close(rd);
 }
 
 TDM_EXPORT int tdm_compact(tdm_compact_result *out, tdm_store *s)

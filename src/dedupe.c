@@ -146,83 +146,82 @@ void dd_memo_init(dd_memo *m)
 
 void dd_memo_free(dd_memo *m)
 {
-	dd_set_free(&m->fps);
-	dd_set_free(&m->leaf_set);
-	free(m->leaves);
+	for (size_t i = 0; i < DD_MEMO_LEAVES; i++)
+		free(m->v[i].fps);
 	memset(m, 0, sizeof *m);
-}
-
-/* Past this many fingerprints the tables are freed rather than wiped. */
-#define MEMO_KEEP (1u << 16)
-
-static void set_clear(dd_set *s)
-{
-	if (s->count > MEMO_KEEP) {
-		dd_set_free(s);
-	} else if (s->count) {
-		memset(s->slots, 0, (s->mask + 1) * sizeof *s->slots);
-		s->count = 0;
-	}
 }
 
 void dd_memo_clear(dd_memo *m)
 {
-	set_clear(&m->fps);
-	set_clear(&m->leaf_set);
 	m->n = 0;
 }
 
-static uint64_t leaf_hash(int64_t shard, uint32_t leaf)
+dd_memo_leaf *dd_memo_find(dd_memo *m, int64_t shard, uint32_t leaf)
 {
-	/* splitmix64's finaliser: nearby leaves land far apart */
-	uint64_t x = (uint64_t)shard * 0x9e3779b97f4a7c15u ^ leaf;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-	return x ^ (x >> 31);
-}
-
-static dd_memo_leaf *find_leaf(const dd_memo *m, int64_t shard, uint32_t leaf)
-{
-	size_t cursor = 0;
-	uint64_t h = leaf_hash(shard, leaf), i;
-	while ((i = dd_set_next(&m->leaf_set, h, &cursor)) != 0)
-		if (m->leaves[i - 1].shard == shard && m->leaves[i - 1].leaf == leaf)
-			return &m->leaves[i - 1];
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].shard == shard && m->v[i].leaf == leaf) {
+			m->v[i].used = ++m->clock;
+			return &m->v[i];
+		}
 	return NULL;
 }
 
-int dd_memo_leaf_state(const dd_memo *m, int64_t shard, uint32_t leaf)
+dd_memo_leaf *dd_memo_add(dd_memo *m, int64_t shard, uint32_t leaf)
 {
-	const dd_memo_leaf *l = find_leaf(m, shard, leaf);
-	return l ? l->state : DD_LEAF_UNSEEN;
+	size_t at = m->n;
+	if (at == DD_MEMO_LEAVES) {
+		at = 0;
+		for (size_t i = 1; i < m->n; i++)
+			if (m->v[i].used < m->v[at].used)
+				at = i;
+	} else {
+		m->n++;
+	}
+	dd_memo_leaf *l = &m->v[at];
+	l->shard = shard;
+	l->leaf = leaf;
+	l->state = DD_LEAF_SEEN;
+	l->n = 0;
+	l->used = ++m->clock;
+	return l;
 }
 
-int dd_memo_set_leaf(dd_memo *m, int64_t shard, uint32_t leaf, int state)
+int dd_memo_leaf_add_fp(dd_memo_leaf *l, uint64_t fp)
 {
-	dd_memo_leaf *l = find_leaf(m, shard, leaf);
-	if (l) {
-		l->state = state;
-		return 0;
-	}
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		dd_memo_leaf *v = realloc(m->leaves, cap * sizeof *v);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		uint64_t *v = realloc(l->fps, cap * sizeof *v);
 		if (!v)
 			return tdm_fail(TDM_ENOMEM, "dedupe: out of memory");
-		m->leaves = v;
-		m->cap = cap;
+		l->fps = v;
+		l->cap = cap;
 	}
-	m->leaves[m->n++] = (dd_memo_leaf){shard, leaf, state};
-	return dd_set_add(&m->leaf_set, leaf_hash(shard, leaf), m->n);
+	l->fps[l->n++] = fp;
+	return 0;
 }
 
-int dd_memo_add_fp(dd_memo *m, uint64_t fp)
+static int cmp_fp(const void *a, const void *b)
 {
-	return dd_set_add(&m->fps, fp, 1);
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
-int dd_memo_has_fp(const dd_memo *m, uint64_t fp)
+void dd_memo_leaf_loaded(dd_memo_leaf *l)
 {
-	size_t cursor = 0;
-	return dd_set_next(&m->fps, fp, &cursor) != 0;
+	if (l->n)
+		qsort(l->fps, l->n, sizeof *l->fps, cmp_fp);
+	l->state = DD_LEAF_LOADED;
+}
+
+int dd_memo_leaf_has(const dd_memo_leaf *l, uint64_t fp)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->fps[mid] < fp)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n && l->fps[lo] == fp;
 }

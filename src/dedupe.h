@@ -4,7 +4,7 @@
  * dd_window: the main-file records inside a shard's grace window, in
  *            time buckets dropped whole as the watermark rises.
  * dd_memo:   for one batch, the fingerprints of the committed records of
- *            the digest leaves already read.
+ *            the digest leaves it read last.
  * A fingerprint only nominates candidates; the writer compares the bytes. */
 #ifndef TDM_DEDUPE_H
 #define TDM_DEDUPE_H
@@ -57,35 +57,43 @@ uint64_t dd_window_next(const dd_window *w, uint64_t fp, int64_t ts, size_t *cur
 void dd_window_evict(dd_window *w, int64_t cutoff);
 
 /* The memo: a batch that brings a leaf several events (a replica repair
- * sends them leaf by leaf) reads the leaf's committed records once more
- * at the second event, then never again. Exact: a stored copy has the
- * event's fingerprint, so a fingerprint the memo lacks rules out every
- * record of the leaves loaded; one it has only nominates, and the writer
- * compares bytes. */
-enum { DD_LEAF_UNSEEN = 0, DD_LEAF_SEEN = 1, DD_LEAF_LOADED = 2 };
+ * sends them leaf by leaf) reads the leaf's committed records once, at the
+ * second event or when the next event is in the same leaf, and keeps
+ * their fingerprints. Exact: a stored copy has the event's fingerprint, so
+ * a fingerprint the leaf's list lacks rules out its committed records; one
+ * it has only nominates, and the writer compares bytes. The last
+ * DD_MEMO_LEAVES leaves looked at are kept; a batch starts with none. */
+#define DD_MEMO_LEAVES 16
+
+enum { DD_LEAF_SEEN = 1, DD_LEAF_LOADED = 2 };
 
 typedef struct dd_memo_leaf {
 	int64_t shard;
 	uint32_t leaf;
-	int state;
+	int state;     /* DD_LEAF_SEEN, or DD_LEAF_LOADED: fps holds them all */
+	uint64_t *fps; /* sorted once loaded */
+	size_t n, cap;
+	uint64_t used; /* the memo's clock when last looked at */
 } dd_memo_leaf;
 
 typedef struct dd_memo {
-	dd_set fps;         /* fingerprint -> 1 */
-	dd_set leaf_set;    /* hash of (shard, leaf) -> index + 1 in leaves */
-	dd_memo_leaf *leaves;
-	size_t n, cap;
+	dd_memo_leaf v[DD_MEMO_LEAVES];
+	size_t n;
+	uint64_t clock;
 } dd_memo;
 
 void dd_memo_init(dd_memo *m);
 void dd_memo_free(dd_memo *m);
-/* Forgets every leaf (keeps the memory while it is small). */
+/* Forgets every leaf, keeping the memory. */
 void dd_memo_clear(dd_memo *m);
-/* DD_LEAF_UNSEEN, DD_LEAF_SEEN (looked up once) or DD_LEAF_LOADED (its
- * committed fingerprints were all added). */
-int dd_memo_leaf_state(const dd_memo *m, int64_t shard, uint32_t leaf);
-int dd_memo_set_leaf(dd_memo *m, int64_t shard, uint32_t leaf, int state);
-int dd_memo_add_fp(dd_memo *m, uint64_t fp);
-int dd_memo_has_fp(const dd_memo *m, uint64_t fp);
+/* The leaf's entry, or NULL. */
+dd_memo_leaf *dd_memo_find(dd_memo *m, int64_t shard, uint32_t leaf);
+/* A new entry for the leaf, in state DD_LEAF_SEEN with no fingerprints,
+ * in place of the least recently used one when all are taken. */
+dd_memo_leaf *dd_memo_add(dd_memo *m, int64_t shard, uint32_t leaf);
+int dd_memo_leaf_add_fp(dd_memo_leaf *l, uint64_t fp);
+/* All of the leaf's fingerprints were added: sorts them, marks it loaded. */
+void dd_memo_leaf_loaded(dd_memo_leaf *l);
+int dd_memo_leaf_has(const dd_memo_leaf *l, uint64_t fp);
 
 #endif

@@ -16,7 +16,94 @@
 #include "replica.h"
 #include "sealed.h"
 
+/* A shard file kept open from one leaf to the next. */
+typedef struct open_file {
+	int64_t shard;
+	shard_kind kind;
+	uint64_t gen;
+	int fd;
+	uint64_t size;
+} open_file;
+
+#define READER_FILES 4
+
+/* One read transaction and the files last read, for the leaves of one
+ * request: a request for many leaves of a shard opens its files once. */
+struct tdm_leaf_reader {
+	tdm_store *s;
+	kv_txn *txn;
+	open_file f[READER_FILES];
+	size_t n, next; /* entries in use; the one replaced next */
+};
+
+int replica_reader_open(tdm_leaf_reader **out, tdm_store *s)
+{
+	tdm_leaf_reader *rd = calloc(1, sizeof *rd);
+	if (!rd)
+		return tdm_fail(TDM_ENOMEM, "out of memory");
+	rd->s = s;
+	int r = kv_begin(&rd->txn, s->kv, 0);
+	if (r) {
+		free(rd);
+		return r;
+	}
+	*out = rd;
+	return 0;
+}
+
+static void reader_close_files(tdm_leaf_reader *rd)
+{
+	for (size_t i = 0; i < rd->n; i++)
+		io_close(rd->f[i].fd);
+	rd->n = rd->next = 0;
+}
+
+void replica_reader_close(tdm_leaf_reader *rd)
+{
+	if (!rd)
+		return;
+	reader_close_files(rd);
+	kv_abort(rd->txn);
+	free(rd);
+}
+
+/* The shard file `name`, opened (and its header checked) unless the
+ * reader has it open already. A bad header is no reason not to read its
+ * records. */
+static int reader_file(int *fd, uint64_t *size, tdm_leaf_reader *rd, int64_t shard,
+                       shard_kind kind, uint64_t gen, const char *name)
+{
+	for (size_t i = 0; i < rd->n; i++) {
+		open_file *f = &rd->f[i];
+		if (f->shard == shard && f->kind == kind && f->gen == gen) {
+			*fd = f->fd;
+			*size = f->size;
+			return 0;
+		}
+	}
+	char path[4200];
+	int r = store_path(path, sizeof path, rd->s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(rd->s, shard);
+	id.gen = gen;
+	r = shard_file_open(fd, size, path, name, kind, &id, SHARD_READ_ANY);
+	if (r && r != SHARD_BAD_HEADER)
+		return r;
+	open_file *f;
+	if (rd->n < READER_FILES) {
+		f = &rd->f[rd->n++];
+	} else {
+		f = &rd->f[rd->next];
+		rd->next = (rd->next + 1) % READER_FILES;
+		io_close(f->fd);
+	}
+	*f = (open_file){shard, kind, gen, *fd, *size};
+	return 0;
+}
+
 typedef struct leaf_read {
+	tdm_leaf_reader *rd;
 	tdm_store *s;
 	const shard_meta *m;
 	int64_t lo, hi; /* the leaf's range clipped to the request */
@@ -35,19 +122,13 @@ static int read_spans(leaf_read *lr, const digest_leaf *l, int kind)
 	int sealed = sk == SHARD_MAIN && gen;
 	if (sealed)
 		sk = SHARD_SEALED;
-	char name[80], path[4200];
+	char name[80];
 	shard_relname_gen(name, sizeof name, lr->m->shard, sk, gen);
-	int r = store_path(path, sizeof path, lr->s, name);
-	if (r)
-		return r;
-	shard_id id = store_shard_id(lr->s, lr->m->shard);
-	id.gen = gen;
 	uint64_t size;
 	int fd;
-	r = shard_file_open(&fd, &size, path, name, sk, &id, SHARD_READ_ANY);
-	if (r && r != SHARD_BAD_HEADER) /* a bad header: the records still read */
+	int r = reader_file(&fd, &size, lr->rd, lr->m->shard, sk, gen, name);
+	if (r)
 		return r;
-	r = 0;
 	if (committed > size)
 		committed = size;
 	shard_scan sc;
@@ -86,14 +167,14 @@ static int read_spans(leaf_read *lr, const digest_leaf *l, int kind)
 	}
 	if (started)
 		scan_free(&sc);
-	io_close(fd);
 	return r;
 }
 
-static int leaf_each(tdm_store *s, kv_txn *txn, const shard_meta *m, uint32_t leaf,
+static int leaf_each(tdm_leaf_reader *rd, const shard_meta *m, uint32_t leaf,
                      int64_t from, int64_t to, tdm_event_fn fn, void *ctx)
 {
-	leaf_read lr = {s, m, 0, 0, fn, ctx};
+	tdm_store *s = rd->s;
+	leaf_read lr = {rd, s, m, 0, 0, fn, ctx};
 	digest_node_range(&lr.lo, &lr.hi, s->opts.shard_duration_ns, m->shard,
 	                  DIGEST_LEAF_LEVEL, leaf);
 	if (lr.lo < from)
@@ -103,7 +184,7 @@ static int leaf_each(tdm_store *s, kv_txn *txn, const shard_meta *m, uint32_t le
 	if (lr.lo >= lr.hi)
 		return 0;
 	digest_leaf l;
-	int r = digest_leaf_get(&l, txn, m->shard, leaf);
+	int r = digest_leaf_get(&l, rd->txn, m->shard, leaf);
 	if (!r)
 		r = read_spans(&lr, &l, DIGEST_MAIN);
 	if (!r)
@@ -130,8 +211,12 @@ static int clipped(tdm_digest *out, tdm_store *s, kv_txn *txn, const shard_meta 
 		return 0;
 	if (from <= lo && hi <= to)
 		return digest_get(out, txn, m->shard, level, node);
-	if (level == DIGEST_LEAF_LEVEL)
-		return leaf_each(s, txn, m, node, from, to, add_event, out);
+	if (level == DIGEST_LEAF_LEVEL) {
+		tdm_leaf_reader rd = {.s = s, .txn = txn};
+		int r = leaf_each(&rd, m, node, from, to, add_event, out);
+		reader_close_files(&rd);
+		return r;
+	}
 	for (uint32_t c = 0; c < DIGEST_FANOUT; c++) {
 		tdm_digest d;
 		int r = clipped(&d, s, txn, m, level + 1, node * DIGEST_FANOUT + c, from, to);
@@ -244,22 +329,24 @@ int replica_children(tdm_digest *out, tdm_store *s, int64_t shard, unsigned leve
 	return with_shard(s, shard, children_of, &q);
 }
 
-typedef struct leaf_req {
-	uint32_t leaf;
-	int64_t from, to;
-	tdm_event_fn fn;
-	void *ctx;
-} leaf_req;
-
-static int events_of(tdm_store *s, kv_txn *txn, const shard_meta *m, void *ctx)
+int replica_reader_events(tdm_leaf_reader *rd, int64_t shard, uint32_t leaf,
+                          int64_t from, int64_t to, tdm_event_fn fn, void *ctx)
 {
-	leaf_req *q = ctx;
-	return leaf_each(s, txn, m, q->leaf, q->from, q->to, q->fn, q->ctx);
+	shard_meta m;
+	int r = index_meta_get(&m, rd->txn, shard);
+	if (r == TDM_ENOTFOUND) /* a shard the store does not have is empty */
+		return 0;
+	return r ? r : leaf_each(rd, &m, leaf, from, to, fn, ctx);
 }
 
 int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from,
                         int64_t to, tdm_event_fn fn, void *ctx)
 {
-	leaf_req q = {leaf, from, to, fn, ctx};
-	return with_shard(s, shard, events_of, &q);
+	tdm_leaf_reader *rd;
+	int r = replica_reader_open(&rd, s);
+	if (!r) {
+		r = replica_reader_events(rd, shard, leaf, from, to, fn, ctx);
+		replica_reader_close(rd);
+	}
+	return r;
 }

@@ -35,9 +35,6 @@
 /* On-time events below a shard's watermark looked up through their digest
  * leaf before the shard's window is loaded instead. */
 #define LEAF_PROBES_BEFORE_WINDOW 64
-/* The batch's memo of leaves read is started afresh past this many
- * fingerprints (32 MiB of table). */
-#define MEMO_MAX_FPS (1u << 20)
 
 enum { MAIN = 0, RECON = 1 };
 
@@ -414,10 +411,11 @@ static int span_holds(int *dup, struct writer *w, wshard *ws, int k, uint64_t of
 	return r < 0 ? r : 0;
 }
 
-/* Adds the fingerprints of the leaf's committed records, read from both
- * files, to the batch's memo. A leaf whose spans are not all in the files
- * (damage that verify reports) is left out: its spans are read as before. */
-static int memo_load(struct writer *w, wshard *ws, uint32_t leaf, const digest_leaf *l)
+/* Reads the fingerprints of the leaf's committed records, from both
+ * files, into its memo entry. A leaf whose spans are not all in the files
+ * (damage that verify reports) is left unloaded: its spans are read as
+ * before. */
+static int memo_load(dd_memo_leaf *ml, struct writer *w, wshard *ws, const digest_leaf *l)
 {
 	for (int k = MAIN; k <= RECON; k++) {
 		int dk = k == MAIN ? DIGEST_MAIN : DIGEST_RECON;
@@ -442,38 +440,41 @@ static int memo_load(struct writer *w, wshard *ws, uint32_t leaf, const digest_l
 			rec_view v;
 			uint64_t at;
 			while (!r && (r = scan_next(&sc, &v, &at)) == 0 && at < end)
-				r = dd_memo_add_fp(&w->memo, rec_fingerprint(v.bytes));
+				r = dd_memo_leaf_add_fp(ml, rec_fingerprint(v.bytes));
 			scan_free(&sc);
 			r = r < 0 ? r : 0;
 		}
 	}
-	return r ? r : dd_memo_set_leaf(&w->memo, ws->shard, leaf, DD_LEAF_LOADED);
+	if (!r)
+		dd_memo_leaf_loaded(ml);
+	return r;
 }
 
 /* Looks for a stored copy of `rec` (time `ts`, fingerprint `fp`) in files
  * `k0`..`k1`: it lies in its digest leaf's spans, the committed ones in the
  * leaf's row and this batch's in the digest accumulator. A leaf is 55 ms of
  * a 1 h shard, a few KB to read, however far back in the file its events
- * went; its committed records are read once per batch (the memo). */
+ * went; its committed records are read once per batch (the memo) when
+ * it gets several events. */
 static int leaf_holds(int *dup, struct writer *w, kv_txn *txn, wshard *ws, int k0,
                       int k1, const uint8_t *rec, int64_t ts, uint64_t fp)
 {
 	uint32_t leaf = digest_leaf_of(w->s->opts.shard_duration_ns, ws->shard, ts);
 	digest_leaf l;
 	int r = digest_leaf_get(&l, txn, ws->shard, leaf);
-	/* A leaf met once is read as it is; met again, it is loaded into the
-	 * memo. */
-	int state = dd_memo_leaf_state(&w->memo, ws->shard, leaf);
-	if (!r && state == DD_LEAF_UNSEEN) {
-		r = dd_memo_set_leaf(&w->memo, ws->shard, leaf, DD_LEAF_SEEN);
-	} else if (!r && state == DD_LEAF_SEEN) {
-		if (w->memo.fps.count > MEMO_MAX_FPS)
-			dd_memo_clear(&w->memo);
-		r = memo_load(w, ws, leaf, &l);
-		state = dd_memo_leaf_state(&w->memo, ws->shard, leaf);
-	}
+	/* A leaf met once is read as it is; met again, or when the batch's
+	 * next event is in it too (a repair sends events leaf by leaf), it is
+	 * loaded into the memo. */
+	int64_t d = w->s->opts.shard_duration_ns;
+	dd_memo_leaf *ml = dd_memo_find(&w->memo, ws->shard, leaf);
+	int again = ml || (w->next && w->next->ts >= 0 && w->next->ts / d == ws->shard &&
+	                   digest_leaf_of(d, ws->shard, w->next->ts) == leaf);
+	if (!ml)
+		ml = dd_memo_add(&w->memo, ws->shard, leaf);
+	if (!r && again && ml->state != DD_LEAF_LOADED)
+		r = memo_load(ml, w, ws, &l);
 	/* Read the committed spans only if a record there may be a copy. */
-	int committed = state != DD_LEAF_LOADED || dd_memo_has_fp(&w->memo, fp);
+	int committed = ml->state != DD_LEAF_LOADED || dd_memo_leaf_has(ml, fp);
 	for (int k = k0; !r && k <= k1 && !*dup; k++) {
 		if (ws->file[k].fd < 0)
 			continue;
@@ -714,6 +715,7 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	dd_memo_clear(&w->memo); /* the last batch's commit changed the leaves */
 	for (size_t i = 0; i < n; i++) {
 		uint8_t outcome = TDM_DUPLICATE;
+		w->next = i + 1 < n ? &events[i + 1] : NULL;
 		if ((r = append_one(&outcome, w, txn, &events[i]))) {
 			digest_acc_reset(w->digests);
 			kv_abort(txn);

@@ -49,6 +49,7 @@ struct writer {
 	uint64_t unsynced_events;
 	digest_acc *digests; /* the batch's changes to replica digests */
 	dd_memo memo;        /* the batch's leaves read for duplicates */
+	const tdm_event *next; /* the batch's event after the one appended */
 	struct timespec last_sync;
 };
 

@@ -715,37 +715,52 @@ START_TEST(test_window_random_vs_model)
 }
 END_TEST
 
-/* The memo's leaves: states kept per (shard, leaf) exactly, even for keys
- * that differ in one field only, and forgotten by a clear; fingerprints
- * found once added and not otherwise, across a clear and a regrowth. */
+/* The memo: leaves found by (shard, leaf) exactly, even when they differ
+ * in one field; the least recently used one makes room; a loaded leaf has
+ * exactly the fingerprints added; a clear forgets every leaf. */
 START_TEST(test_memo)
 {
 	dd_memo m;
 	dd_memo_init(&m);
 	for (int round = 0; round < 3; round++) {
-		for (uint32_t leaf = 0; leaf < 3000; leaf++) {
-			ck_assert_int_eq(dd_memo_leaf_state(&m, 7, leaf), DD_LEAF_UNSEEN);
-			ck_assert_int_eq(dd_memo_set_leaf(&m, 7, leaf, DD_LEAF_SEEN), 0);
+		for (uint32_t leaf = 0; leaf < DD_MEMO_LEAVES; leaf++) {
+			ck_assert_ptr_null(dd_memo_find(&m, 7, leaf));
+			dd_memo_leaf *l = dd_memo_add(&m, 7, leaf);
+			ck_assert_int_eq(l->state, DD_LEAF_SEEN);
+			if (leaf % 2 == 0) {
+				uint64_t n = leaf == 4 ? 5000 : 10 + leaf;
+				for (uint64_t i = n; i > 0; i--) /* added out of order */
+					ck_assert_int_eq(dd_memo_leaf_add_fp(l, i * 0x9e3779b97f4a7c15u ^ leaf), 0);
+				dd_memo_leaf_loaded(l);
+			}
 		}
-		for (uint32_t leaf = 0; leaf < 3000; leaf += 2)
-			ck_assert_int_eq(dd_memo_set_leaf(&m, 7, leaf, DD_LEAF_LOADED), 0);
-		for (uint32_t leaf = 0; leaf < 3000; leaf++) {
-			ck_assert_int_eq(dd_memo_leaf_state(&m, 7, leaf),
-			                 leaf % 2 ? DD_LEAF_SEEN : DD_LEAF_LOADED);
-			ck_assert_int_eq(dd_memo_leaf_state(&m, 8, leaf), DD_LEAF_UNSEEN);
-			ck_assert_int_eq(dd_memo_leaf_state(&m, -7, leaf), DD_LEAF_UNSEEN);
+		ck_assert_ptr_null(dd_memo_find(&m, 8, 0));
+		ck_assert_ptr_null(dd_memo_find(&m, -7, 0));
+		for (uint32_t leaf = 0; leaf < DD_MEMO_LEAVES; leaf++) {
+			dd_memo_leaf *l = dd_memo_find(&m, 7, leaf);
+			ck_assert_ptr_nonnull(l);
+			ck_assert_int_eq(l->state, leaf % 2 ? DD_LEAF_SEEN : DD_LEAF_LOADED);
+			uint64_t n = leaf % 2 ? 0 : leaf == 4 ? 5000 : 10 + leaf;
+			for (uint64_t i = 1; i <= n; i++) {
+				ck_assert(dd_memo_leaf_has(l, i * 0x9e3779b97f4a7c15u ^ leaf));
+				ck_assert(!dd_memo_leaf_has(l, i * 0x9e3779b97f4a7c15u ^ leaf ^ 0x100000));
+			}
+			ck_assert(!dd_memo_leaf_has(l, 0));
 		}
-		ck_assert_int_eq(dd_memo_leaf_state(&m, 7, 3000), DD_LEAF_UNSEEN);
-		/* enough fingerprints to regrow the table past what a clear keeps */
-		uint64_t n = round == 1 ? 100000 : 500;
-		for (uint64_t i = 1; i <= n; i++)
-			ck_assert_int_eq(dd_memo_add_fp(&m, i * 0x9e3779b97f4a7c15u), 0);
-		for (uint64_t i = 1; i <= n; i++) {
-			ck_assert(dd_memo_has_fp(&m, i * 0x9e3779b97f4a7c15u));
-			ck_assert(!dd_memo_has_fp(&m, i * 0x9e3779b97f4a7c15u + 1));
-		}
+		/* Every leaf but 3 looked at again: a new leaf takes the place of
+		 * leaf 3, now the least recently used. */
+		for (uint32_t leaf = 0; leaf < DD_MEMO_LEAVES; leaf++)
+			if (leaf != 3)
+				ck_assert_ptr_nonnull(dd_memo_find(&m, 7, leaf));
+		dd_memo_leaf *l = dd_memo_add(&m, 9, 3);
+		ck_assert_int_eq(l->state, DD_LEAF_SEEN);
+		ck_assert(!dd_memo_leaf_has(l, 3 * 0x9e3779b97f4a7c15u ^ 3));
+		ck_assert_ptr_null(dd_memo_find(&m, 7, 3));
+		ck_assert_ptr_eq(dd_memo_find(&m, 9, 3), l);
+		ck_assert_ptr_nonnull(dd_memo_find(&m, 7, 2));
 		dd_memo_clear(&m);
-		ck_assert(!dd_memo_has_fp(&m, 0x9e3779b97f4a7c15u));
+		for (uint32_t leaf = 0; leaf < DD_MEMO_LEAVES; leaf++)
+			ck_assert_ptr_null(dd_memo_find(&m, 7, leaf));
 	}
 	dd_memo_free(&m);
 }

@@ -762,6 +762,38 @@ static gathered leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t 
 	return g;
 }
 
+/* Reads every leaf of `lk` through one tdm_leaf_reader, the shards taken
+ * in turn (so the reader keeps reopening files it let go of), clipped to
+ * [from, to), and checks each against tdm_digest_leaf_events. */
+static void check_reader(tdm_store *s, const leafkey *lk, size_t nl, int64_t from,
+                         int64_t to)
+{
+	tdm_leaf_reader *rd;
+	ck_assert_int_eq(tdm_leaf_reader_open(&rd, s), 0);
+	size_t stride = nl > 7 ? 7 : 1;
+	for (size_t start = 0; start < stride; start++)
+		for (size_t i = start; i < nl; i += stride) {
+			gathered g;
+			memset(&g, 0, sizeof g);
+			int r = tdm_leaf_reader_events(rd, lk[i].shard, lk[i].leaf, from, to, gather, &g);
+			ck_assert_msg(r == 0, "reader: %d %s", r, tdm_error_message());
+			gathered want = leaf_events(s, lk[i].shard, lk[i].leaf, from, to);
+			char what[96];
+			snprintf(what, sizeof what, "reader, leaf %" PRId64 "/%" PRIu32, lk[i].shard,
+			         lk[i].leaf);
+			ck_assert_msg(g.sum == want.sum, "%s: fingerprint sum differs", what);
+			expect_same_events(&g.l, &want.l, what);
+			tst_evlist_free(&g.l);
+			tst_evlist_free(&want.l);
+		}
+	/* A shard it does not have is empty, as for tdm_digest_leaf_events. */
+	gathered g;
+	memset(&g, 0, sizeof g);
+	ck_assert_int_eq(tdm_leaf_reader_events(rd, 1, 0, 0, INT64_MAX, gather, &g), 0);
+	ck_assert_uint_eq(g.calls, 0);
+	tdm_leaf_reader_close(rd);
+}
+
 /* Checks leaf `leaf` clipped to [from, to): its events, their
  * fingerprints, and its digest. Returns how many events it holds. */
 static size_t check_leaf(tdm_store *s, int64_t dur, int64_t shard, uint32_t leaf,
@@ -877,6 +909,8 @@ START_TEST(test_leaf_events)
 	}
 	/* Empty leaves and shards: no calls. */
 	ck_assert_uint_eq(check_leaf(s, dur, hot_shard, LEAVES - 1, 0, INT64_MAX), 0);
+	check_reader(s, lk, nl, 0, INT64_MAX);
+	check_reader(s, lk, nl, from0 + 3 * SEC, from0 + 13 * SEC);
 	gathered g = leaf_events(s, hot_shard + 50, 3, 0, INT64_MAX);
 	ck_assert_uint_eq(g.calls, 0);
 	/* A nonzero return stops the walk and comes back. */
@@ -1123,6 +1157,8 @@ START_TEST(test_sealing)
 		/* Leaves of sealed shards read from the sealed blocks. */
 		for (size_t i = 0; i < nl; i += 41)
 			check_leaf(s, dur, lk[i].shard, lk[i].leaf, 0, INT64_MAX);
+		check_reader(s, lk, nl, 0, INT64_MAX);
+		check_reader(s, lk, nl, T0 + 7 * SEC, T0 + 19 * SEC);
 		tst_verify_clean(s);
 		dlist_free(&after);
 		free(sa.a);
@@ -1557,6 +1593,20 @@ START_TEST(test_arguments)
 	                 TDM_EINVAL);
 	ck_assert_int_eq(tdm_digest_leaf_events(s, -1, 0, 0, INT64_MAX, noop, &calls),
 	                 TDM_EINVAL);
+	tdm_leaf_reader *rd;
+	ck_assert_int_eq(tdm_leaf_reader_open(NULL, s), TDM_EINVAL);
+	ck_assert_int_eq(tdm_leaf_reader_open(&rd, NULL), TDM_EINVAL);
+	ck_assert_int_eq(tdm_leaf_reader_open(&rd, s), 0);
+	ck_assert_int_eq(tdm_leaf_reader_events(rd, shard, LEAVES, 0, INT64_MAX, noop, &calls),
+	                 TDM_EINVAL);
+	ck_assert_int_eq(tdm_leaf_reader_events(rd, -1, 0, 0, INT64_MAX, noop, &calls),
+	                 TDM_EINVAL);
+	ck_assert_int_eq(tdm_leaf_reader_events(rd, shard, 0, 0, INT64_MAX, NULL, NULL),
+	                 TDM_EINVAL);
+	ck_assert_int_eq(tdm_leaf_reader_events(NULL, shard, 0, 0, INT64_MAX, noop, &calls),
+	                 TDM_EINVAL);
+	tdm_leaf_reader_close(rd);
+	tdm_leaf_reader_close(NULL);
 	size_t n;
 	tdm_shard_digest *a;
 	ck_assert_int_eq(tdm_digest_shards(NULL, &n, s, 0, 1), TDM_EINVAL);

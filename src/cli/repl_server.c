@@ -162,7 +162,7 @@ static int add_fp(void *ctx, const tdm_event *ev, uint64_t fp)
 	return 0;
 }
 
-static int do_leaf_fps(repl_server *srv, rbuf *r)
+static int leaf_fps(repl_server *srv, rbuf *r, tdm_leaf_reader *rd)
 {
 	int64_t from = rbuf_i64(r), to = rbuf_i64(r);
 	size_t n = rbuf_count(r, 12);
@@ -177,7 +177,7 @@ static int do_leaf_fps(repl_server *srv, rbuf *r)
 			return reply_error(srv, TDM_ERROR, "leaves too large for one reply");
 		size_t at = srv->out.len;
 		wbuf_u32(&srv->out, 0);
-		int e = tdm_digest_leaf_events(srv->s, shard, leaf, from, to, add_fp, srv);
+		int e = tdm_leaf_reader_events(rd, shard, leaf, from, to, add_fp, srv);
 		if (e == TDM_ERROR)
 			return reply_error(srv, e, "leaf too large for one reply");
 		if (e)
@@ -191,6 +191,25 @@ static int do_leaf_fps(repl_server *srv, rbuf *r)
 	if (!rbuf_done(r))
 		return bad_request(srv, r);
 	return emit(srv);
+}
+
+/* Both leaf requests read through one reader: the leaves of one request
+ * see one state of the store, and its shard files are opened once. */
+static int with_reader(repl_server *srv, rbuf *r,
+                       int (*fn)(repl_server *, rbuf *, tdm_leaf_reader *))
+{
+	tdm_leaf_reader *rd;
+	int e = tdm_leaf_reader_open(&rd, srv->s);
+	if (e)
+		return reply_error(srv, e, NULL);
+	int rc = fn(srv, r, rd);
+	tdm_leaf_reader_close(rd);
+	return rc;
+}
+
+static int do_leaf_fps(repl_server *srv, rbuf *r)
+{
+	return with_reader(srv, r, leaf_fps);
 }
 
 typedef struct fetch {
@@ -253,7 +272,7 @@ static int fetch_event(void *ctx, const tdm_event *ev, uint64_t fp)
 
 /* Replies as a run of frames, each with a flag saying whether it is the
  * last: a leaf's events may not fit in one. */
-static int do_fetch(repl_server *srv, rbuf *r)
+static int fetch_items(repl_server *srv, rbuf *r, tdm_leaf_reader *rd)
 {
 	int64_t from = rbuf_i64(r), to = rbuf_i64(r);
 	uint8_t want = rbuf_u8(r);
@@ -286,7 +305,7 @@ static int do_fetch(repl_server *srv, rbuf *r)
 		f.all = all;
 		f.fps = srv->fps;
 		f.n_fps = k;
-		int e = tdm_digest_leaf_events(srv->s, shard, leaf, from, to, fetch_event, &f);
+		int e = tdm_leaf_reader_events(rd, shard, leaf, from, to, fetch_event, &f);
 		if (f.failed)
 			return -1;
 		if (e)
@@ -295,6 +314,11 @@ static int do_fetch(repl_server *srv, rbuf *r)
 	if (!rbuf_done(r))
 		return bad_request(srv, r);
 	return fetch_flush(&f, 1);
+}
+
+static int do_fetch(repl_server *srv, rbuf *r)
+{
+	return with_reader(srv, r, fetch_items);
 }
 
 /* ---- appends ---------------------------------------------------------- */
