@@ -44,12 +44,23 @@ typedef struct lbl_ent {
 	uint8_t dirty, seen;
 } lbl_ent;
 
+/* The entries of one chunk of one file by the writer's pair id
+ * (labelcache.h), so that an append finds them without hashing: valid for
+ * `chunk` and the pair ids' `gen`, until a rehash moves the entries. */
+typedef struct lbl_direct {
+	lbl_ent **ents;
+	uint32_t cap, used; /* used: ids below it may be set */
+	uint64_t chunk;
+} lbl_direct;
+
 struct lbl_acc {
 	int64_t shard;
 	lbl_ent *slots;
 	size_t cap, n;
 	uint8_t *buf; /* serialization */
 	size_t buf_cap;
+	lbl_direct direct[2]; /* main, recon */
+	uint32_t direct_gen;
 };
 
 /* roaring_bitmap_free of 0.2.66 does not take NULL. */
@@ -250,8 +261,16 @@ int lbl_acc_new(lbl_acc **out, int64_t shard)
 	if (!a)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	a->shard = shard;
+	a->direct[0].chunk = a->direct[1].chunk = UINT64_MAX;
 	*out = a;
 	return 0;
+}
+
+static void direct_clear(lbl_direct *d)
+{
+	if (d->used)
+		memset(d->ents, 0, d->used * sizeof *d->ents);
+	d->used = 0;
 }
 
 static void ent_free(lbl_ent *e)
@@ -296,6 +315,8 @@ void lbl_acc_free(lbl_acc *a)
 			ent_free(&a->slots[i]);
 	free(a->slots);
 	free(a->buf);
+	free(a->direct[0].ents);
+	free(a->direct[1].ents);
 	free(a);
 }
 
@@ -339,6 +360,8 @@ static int rehash(lbl_acc *a, size_t cap, const uint64_t *keep_from)
 	a->slots = slots;
 	a->cap = cap;
 	a->n = n;
+	direct_clear(&a->direct[0]);
+	direct_clear(&a->direct[1]);
 	return 0;
 }
 
@@ -429,6 +452,60 @@ int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
 		at += (uint32_t)len;
 	}
 	return 0;
+}
+
+static void push(lbl_ent *e, uint32_t low, int *r)
+{
+	if (e->n && e->vals[e->n - 1] < low && e->n < e->cap)
+		e->vals[e->n++] = low; /* the common case */
+	else
+		*r = ent_push(e, low);
+	e->dirty = 1;
+}
+
+int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair *p,
+                      size_t n, uint32_t gen)
+{
+	uint64_t chunk = off >> LBL_CHUNK_BITS;
+	uint32_t low = (uint32_t)(off & (CHUNK_SPAN - 1));
+	lbl_direct *d = &a->direct[kind == SHARD_RECON];
+	if (a->direct_gen != gen) {
+		direct_clear(&a->direct[0]);
+		direct_clear(&a->direct[1]);
+		a->direct_gen = gen;
+	}
+	if (d->chunk != chunk) {
+		direct_clear(d);
+		d->chunk = chunk;
+	}
+	int r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
+		uint32_t id = p[i].id;
+		lbl_ent *e = id < d->used ? d->ents[id] : NULL;
+		if (!e) {
+			if ((r = acc_get(&e, a, kind, chunk, p[i].bytes, p[i].len)))
+				return r;
+			if (id != REC_NO_ID) { /* acc_get may have cleared the table */
+				if (id >= d->cap) {
+					uint32_t cap = d->cap ? d->cap : 64;
+					while (cap <= id)
+						cap *= 2;
+					lbl_ent **t = realloc(d->ents, cap * sizeof *t);
+					if (!t)
+						return tdm_fail(TDM_ENOMEM, "out of memory");
+					d->ents = t;
+					d->cap = cap;
+				}
+				if (id >= d->used) {
+					memset(d->ents + d->used, 0, (id + 1 - d->used) * sizeof *d->ents);
+					d->used = id + 1;
+				}
+				d->ents[id] = e;
+			}
+		}
+		push(e, low, &r);
+	}
+	return r;
 }
 
 /* Bytes of the portable serialization of ascending `vals` (< CHUNK_SPAN):

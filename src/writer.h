@@ -8,6 +8,7 @@
 #include "dedupe.h"
 #include "digest.h"
 #include "index.h"
+#include "labelcache.h"
 #include "labels.h"
 #include "store.h"
 
@@ -48,6 +49,10 @@ struct writer {
 	int64_t kept_shard; /* newest shard retention (keep_ns) last ran for */
 	uint64_t unsynced_events;
 	digest_acc *digests; /* the batch's changes to replica digests */
+	lcache *lc;         /* label pairs checked before */
+	rec_pair *pairs;    /* the batch's labels, per event in key order */
+	uint32_t *labels_len; /* per event of the batch: its label bytes */
+	size_t pairs_cap, events_cap;
 	struct timespec last_sync;
 };
 
