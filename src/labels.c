@@ -508,17 +508,39 @@ int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair 
 	return r;
 }
 
-/* Bytes of the portable serialization of ascending `vals` (< CHUNK_SPAN):
- * no run containers; arrays up to 4096 values, bitsets above. */
-static size_t encoded_size(const uint32_t *vals, uint32_t n)
+/* Where the containers of ascending `vals` (< CHUNK_SPAN) start: at most
+ * CHUNK_CONTAINERS, found by binary search rather than value by value. */
+typedef struct layout {
+	uint32_t n_cont;
+	uint32_t start[CHUNK_CONTAINERS + 1]; /* start[n_cont] = n */
+} layout;
+
+static void layout_of(layout *l, const uint32_t *vals, uint32_t n)
+{
+	l->n_cont = 0;
+	for (uint32_t i = 0; i < n;) {
+		l->start[l->n_cont++] = i;
+		uint32_t key = vals[i] >> 16, lo = i + 1, hi = n;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (vals[mid] >> 16 <= key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	l->start[l->n_cont] = n;
+}
+
+/* Bytes of the portable serialization: no run containers; arrays up to
+ * 4096 values, bitsets above. */
+static size_t encoded_size(const layout *l)
 {
 	size_t size = 8;
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i;
-		while (j < n && vals[j] >> 16 == vals[i] >> 16)
-			j++;
-		size += 8 + (j - i > 4096 ? 8192 : 2 * (size_t)(j - i));
-		i = j;
+	for (uint32_t c = 0; c < l->n_cont; c++) {
+		uint32_t card = l->start[c + 1] - l->start[c];
+		size += 8 + (card > 4096 ? 8192 : 2 * (size_t)card);
 	}
 	return size;
 }
@@ -526,20 +548,14 @@ static size_t encoded_size(const uint32_t *vals, uint32_t n)
 /* Writes that serialization (CRoaring's format spec, no-run cookie):
  * cookie, container count, (key, cardinality - 1) per container, the
  * containers' offsets, then each container. */
-static void encode(uint8_t *out, const uint32_t *vals, uint32_t n)
+static void encode(uint8_t *out, const uint32_t *vals, const layout *l)
 {
-	uint32_t n_cont = 0;
-	for (uint32_t i = 0; i < n; i++)
-		n_cont += i == 0 || vals[i] >> 16 != vals[i - 1] >> 16;
+	uint32_t n_cont = l->n_cont;
 	put_le(out, 12346, 4);
 	put_le(out + 4, n_cont, 4);
 	size_t pos = 8 + 8 * (size_t)n_cont;
-	uint32_t c = 0;
-	for (uint32_t i = 0; i < n; c++) {
-		uint32_t j = i;
-		while (j < n && vals[j] >> 16 == vals[i] >> 16)
-			j++;
-		uint32_t card = j - i;
+	for (uint32_t c = 0; c < n_cont; c++) {
+		uint32_t i = l->start[c], j = l->start[c + 1], card = j - i;
 		put_le(out + 8 + 4 * c, vals[i] >> 16, 2);
 		put_le(out + 8 + 4 * c + 2, card - 1, 2);
 		put_le(out + 8 + 4 * n_cont + 4 * c, pos, 4);
@@ -550,10 +566,13 @@ static void encode(uint8_t *out, const uint32_t *vals, uint32_t n)
 				bits[(vals[k] & 0xffff) >> 3] |= (uint8_t)(1u << (vals[k] & 7));
 			pos += 8192;
 		} else {
-			for (uint32_t k = i; k < j; k++, pos += 2)
-				put_le(out + pos, vals[k] & 0xffff, 2);
+			uint8_t *p = out + pos;
+			for (uint32_t k = i; k < j; k++, p += 2) {
+				p[0] = (uint8_t)vals[k];
+				p[1] = (uint8_t)(vals[k] >> 8);
+			}
+			pos += 2 * (size_t)card;
 		}
-		i = j;
 	}
 }
 
@@ -562,7 +581,9 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 	uint8_t key[KEY_MAX + 16];
 	size_t klen = key_make(key, a->shard, e->kind, e->chunk, e->pair, e->len);
 	size_t extra = pair_is_long(e->len) ? 2 + (size_t)e->len : 0;
-	size_t size = 8 + extra + encoded_size(e->vals, e->n);
+	layout l;
+	layout_of(&l, e->vals, e->n);
+	size_t size = 8 + extra + encoded_size(&l);
 	if (size > a->buf_cap) {
 		uint8_t *p = realloc(a->buf, size);
 		if (!p)
@@ -574,7 +595,7 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 		put_le(a->buf + 8, e->len, 2);
 		memcpy(a->buf + 10, e->pair, e->len);
 	}
-	encode(a->buf + 8 + extra, e->vals, e->n);
+	encode(a->buf + 8 + extra, e->vals, &l);
 	put_le(a->buf, value_sum(key, klen, a->buf + 8, size - 8), 8);
 	return kv_put(txn, KV_LABELS, key, klen, a->buf, size);
 }
