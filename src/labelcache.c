@@ -1,15 +1,19 @@
 /* labelcache.c - checked label pairs by their bytes (labelcache.h).
  *
- * An open-addressing table of LCACHE_PAIRS * 2 slots over an array of
- * entries; the pairs' bytes are in arena blocks that live as long as the
- * entries (the cache's) or the batch (pairs that did not fit). */
+ * An open-addressing table over an array of entries, kept at most half
+ * full and grown with them (a few pairs: a few cache lines); each slot
+ * holds the high half of its pair's hash beside the entry's number, so a
+ * probe reads the entry only on a likely match. The pairs' bytes are in
+ * arena blocks that live as long as the entries (the cache's) or the
+ * batch (pairs that did not fit). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "labelcache.h"
 
-#define SLOTS (LCACHE_PAIRS * 2u)
+#define MIN_SLOTS 64u
+#define MAX_SLOTS (LCACHE_PAIRS * 2u)
 #define MAX_PROBES 32u /* a longer chain is treated as full */
 #define BLOCK (64u * 1024u)
 
@@ -25,7 +29,8 @@ typedef struct ent {
 } ent;
 
 struct lcache {
-	uint32_t slots[SLOTS]; /* entry index + 1; 0 is free */
+	uint64_t *slots;       /* hash >> 32 << 32 | entry index + 1; 0 is free */
+	uint32_t n_slots;
 	ent ents[LCACHE_PAIRS];
 	uint32_t n;
 	size_t bytes;
@@ -65,8 +70,14 @@ static uint8_t *block_alloc(block **list, size_t n)
 int lcache_new(lcache **out)
 {
 	lcache *c = calloc(1, sizeof *c);
-	if (!c)
+	uint64_t *slots = calloc(MIN_SLOTS, sizeof *slots);
+	if (!c || !slots) {
+		free(c);
+		free(slots);
 		return tdm_fail(TDM_ENOMEM, "out of memory");
+	}
+	c->slots = slots;
+	c->n_slots = MIN_SLOTS;
 	*out = c;
 	return 0;
 }
@@ -77,6 +88,7 @@ void lcache_free(lcache *c)
 		return;
 	blocks_free(c->kept);
 	blocks_free(c->batch);
+	free(c->slots);
 	free(c);
 }
 
@@ -88,7 +100,7 @@ void lcache_batch(lcache *c)
 		return;
 	blocks_free(c->kept);
 	c->kept = NULL;
-	memset(c->slots, 0, sizeof c->slots);
+	memset(c->slots, 0, c->n_slots * sizeof *c->slots);
 	c->n = 0;
 	c->bytes = 0;
 	c->full = 0;
@@ -127,7 +139,7 @@ static inline uint64_t load(const char *s, int n)
 /* Eight bytes at a time; a short tail in overlapping loads rather than
  * byte by byte (as XXH3 does); the length is mixed in so that key and
  * value boundaries count. */
-static uint64_t hash_str(uint64_t h, const char *s, size_t n)
+static inline uint64_t hash_str(uint64_t h, const char *s, size_t n)
 {
 	uint64_t w;
 	if (n >= 8) {
@@ -147,7 +159,7 @@ static uint64_t hash_str(uint64_t h, const char *s, size_t n)
 }
 
 /* memcmp(a, b, n) == 0 for the short strings labels are, without a call. */
-static int same(const uint8_t *a, const char *b, size_t n)
+static inline int same(const uint8_t *a, const char *b, size_t n)
 {
 	if (n >= 8) {
 		size_t i = 0;
@@ -165,6 +177,26 @@ static int same(const uint8_t *a, const char *b, size_t n)
 	return 1;
 }
 
+/* Doubles the table; 0 or -1 when memory is short (the cache then stays
+ * as it is, and is only slower). */
+static int grow(lcache *c)
+{
+	uint32_t n = c->n_slots * 2;
+	uint64_t *slots = calloc(n, sizeof *slots);
+	if (!slots)
+		return -1;
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint32_t s = (uint32_t)c->ents[i].hash;
+		while (slots[s & (n - 1)])
+			s++;
+		slots[s & (n - 1)] = (c->ents[i].hash >> 32 << 32) | (i + 1);
+	}
+	free(c->slots);
+	c->slots = slots;
+	c->n_slots = n;
+	return 0;
+}
+
 int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 {
 	size_t k, v;
@@ -173,16 +205,19 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 	k = strlen(l->key);
 	v = strlen(l->value);
 	uint64_t h = avalanche(hash_str(hash_str(0, l->key, k), l->value, v));
-	uint32_t *free_slot = NULL;
+	uint64_t tag = h >> 32 << 32, mask = c->n_slots - 1;
+	uint64_t *free_slot = NULL;
 	for (uint32_t s = (uint32_t)h, probe = 0; probe < MAX_PROBES; s++, probe++) {
-		uint32_t *slot = &c->slots[s & (SLOTS - 1)];
+		uint64_t *slot = &c->slots[s & mask];
 		if (!*slot) {
 			free_slot = slot;
 			break;
 		}
-		const ent *e = &c->ents[*slot - 1];
-		if (e->hash == h && e->p.klen == k && e->p.len == k + v + 2 &&
-		    same(e->p.bytes, l->key, k) && same(e->p.bytes + k + 1, l->value, v)) {
+		if ((*slot & ~0xffffffffull) != tag)
+			continue;
+		const ent *e = &c->ents[(uint32_t)*slot - 1];
+		if (e->p.klen == k && e->p.len == k + v + 2 && same(e->p.bytes, l->key, k) &&
+		    same(e->p.bytes + k + 1, l->value, v)) {
 			*out = e->p;
 			return 0;
 		}
@@ -205,7 +240,9 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 	}
 	out->id = c->n;
 	c->ents[c->n] = (ent){h, *out};
-	*free_slot = ++c->n;
+	*free_slot = tag | ++c->n;
 	c->bytes += len;
+	if (c->n * 2 > c->n_slots && c->n_slots < MAX_SLOTS)
+		grow(c);
 	return 0;
 }
