@@ -34,7 +34,7 @@ struct lcache {
 	ent ents[LCACHE_PAIRS];
 	uint32_t n;
 	size_t bytes;
-	uint32_t gen;
+	uint64_t gen;
 	int full;       /* a pair did not fit: empty the cache at the next batch */
 	block *kept;    /* the entries' bytes */
 	block *batch;   /* bytes of pairs that did not fit, for this batch */
@@ -107,7 +107,7 @@ void lcache_batch(lcache *c)
 	c->gen++;
 }
 
-uint32_t lcache_gen(const lcache *c)
+uint64_t lcache_gen(const lcache *c)
 {
 	return c->gen;
 }

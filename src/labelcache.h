@@ -33,7 +33,7 @@ void lcache_free(lcache *c);
 void lcache_batch(lcache *c);
 
 /* Changes whenever ids are reused. */
-uint32_t lcache_gen(const lcache *c);
+uint64_t lcache_gen(const lcache *c);
 
 /* The canonical pair of label `l` (label `i` of its event, for messages):
  * `*out` points into the cache, valid until the next lcache_batch. 0, or

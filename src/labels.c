@@ -60,7 +60,7 @@ struct lbl_acc {
 	uint8_t *buf; /* serialization */
 	size_t buf_cap;
 	lbl_direct direct[2]; /* main, recon */
-	uint32_t direct_gen;
+	uint64_t direct_gen;
 };
 
 /* roaring_bitmap_free of 0.2.66 does not take NULL. */
@@ -464,7 +464,7 @@ static void push(lbl_ent *e, uint32_t low, int *r)
 }
 
 int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair *p,
-                      size_t n, uint32_t gen)
+                      size_t n, uint64_t gen)
 {
 	uint64_t chunk = off >> LBL_CHUNK_BITS;
 	uint32_t low = (uint32_t)(off & (CHUNK_SPAN - 1));

@@ -43,7 +43,7 @@ int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
  * (sorted), with pair ids of generation `gen` of the writer's label cache
  * (labelcache.h; REC_NO_ID: none). */
 int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair *p,
-                      size_t n, uint32_t gen);
+                      size_t n, uint64_t gen);
 
 /* Puts every bitmap changed since the last flush, then forgets those of
  * chunks that end at or before `main_end` / `recon_end` (no later record

@@ -103,7 +103,7 @@ START_TEST(test_bounds)
 	lcache *c;
 	ck_assert_int_eq(lcache_new(&c), 0);
 	lcache_batch(c);
-	uint32_t gen = lcache_gen(c);
+	uint64_t gen = lcache_gen(c);
 	char v[32];
 	/* More distinct pairs than the cache holds, in one batch. */
 	for (unsigned i = 0; i < LCACHE_PAIRS + 500; i++) {
