@@ -493,13 +493,12 @@ static void touch(struct writer *w, wshard *ws)
  * with its number, and nothing changed. */
 static int prepare(struct writer *w, const tdm_event *events, size_t n)
 {
+	/* Room for the pairs of the events that can pass: an event with more
+	 * than TDM_MAX_LABELS labels fails before its labels are looked at. */
 	size_t total = 0;
-	for (size_t i = 0; i < n; i++) {
-		int r = rec_event_check_fields(&events[i]);
-		if (r)
-			return tdm_fail_context(r, "event %zu of the batch", i);
-		total += events[i].n_labels;
-	}
+	for (size_t i = 0; i < n; i++)
+		total += events[i].n_labels < TDM_MAX_LABELS ? events[i].n_labels
+		                                             : TDM_MAX_LABELS;
 	if (n > w->events_cap) {
 		uint32_t *p = realloc(w->labels_len, n * sizeof *p);
 		if (!p)
@@ -516,10 +515,11 @@ static int prepare(struct writer *w, const tdm_event *events, size_t n)
 	}
 	lcache_batch(w->lc);
 	rec_pair *p = w->pairs;
+	/* Event by event, as rec_event_check: the first bad event is named. */
 	for (size_t i = 0; i < n; i++) {
 		const tdm_event *ev = &events[i];
-		int r = 0;
-		for (size_t j = 0; j < ev->n_labels && !r; j++)
+		int r = rec_event_check_fields(ev);
+		for (size_t j = 0; !r && j < ev->n_labels; j++)
 			r = lcache_get(&p[j], w->lc, &ev->labels[j], j);
 		if (!r)
 			r = rec_pairs_sort_check(&w->labels_len[i], p, ev->n_labels);

@@ -256,6 +256,26 @@ START_TEST(test_append_refuses_batch)
 		stored += 3;
 		ck_assert_uint_eq(count_all(s), stored);
 	}
+	/* Several bad events: the first is named, as event by event checks
+	 * name it. */
+	tdm_label bad_utf8[1] = {bad[0]};
+	tdm_event two_bad[4] = {batch[0], batch[1], batch[2], batch[3]};
+	two_bad[1].labels = bad_utf8;
+	two_bad[1].n_labels = 1;
+	two_bad[3].ts = -1;
+	ck_assert_int_eq(tdm_event_check(&two_bad[1]), TDM_EINVAL);
+	char want[600];
+	snprintf(want, sizeof want, "event 1 of the batch: %s", tdm_error_message());
+	ck_assert_int_eq(tdm_append(NULL, NULL, s, two_bad, 4), TDM_EINVAL);
+	ck_assert_str_eq(tdm_error_message(), want);
+	two_bad[1] = batch[1];
+	two_bad[2].n_labels = TDM_MAX_LABELS + 1; /* before a bad label: named */
+	ck_assert_int_eq(tdm_event_check(&two_bad[2]), TDM_EINVAL);
+	snprintf(want, sizeof want, "event 2 of the batch: %s", tdm_error_message());
+	ck_assert_int_eq(tdm_append(NULL, NULL, s, two_bad, 4), TDM_EINVAL);
+	ck_assert_str_eq(tdm_error_message(), want);
+	ck_assert_uint_eq(count_all(s), stored);
+
 	tst_verify_clean(s);
 	tdm_store_close(s);
 	tst_tmpdir_drop(dir);
