@@ -44,12 +44,23 @@ typedef struct lbl_ent {
 	uint8_t dirty, seen;
 } lbl_ent;
 
+/* The entries of one chunk of one file by the writer's pair id
+ * (labelcache.h), so that an append finds them without hashing: valid for
+ * `chunk` and the pair ids' `gen`, until a rehash moves the entries. */
+typedef struct lbl_direct {
+	lbl_ent **ents;
+	uint32_t cap, used; /* used: ids below it may be set */
+	uint64_t chunk;
+} lbl_direct;
+
 struct lbl_acc {
 	int64_t shard;
 	lbl_ent *slots;
 	size_t cap, n;
 	uint8_t *buf; /* serialization */
 	size_t buf_cap;
+	lbl_direct direct[2]; /* main, recon */
+	uint64_t direct_gen;
 };
 
 /* roaring_bitmap_free of 0.2.66 does not take NULL. */
@@ -250,8 +261,16 @@ int lbl_acc_new(lbl_acc **out, int64_t shard)
 	if (!a)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	a->shard = shard;
+	a->direct[0].chunk = a->direct[1].chunk = UINT64_MAX;
 	*out = a;
 	return 0;
+}
+
+static void direct_clear(lbl_direct *d)
+{
+	if (d->used)
+		memset(d->ents, 0, d->used * sizeof *d->ents);
+	d->used = 0;
 }
 
 static void ent_free(lbl_ent *e)
@@ -296,6 +315,8 @@ void lbl_acc_free(lbl_acc *a)
 			ent_free(&a->slots[i]);
 	free(a->slots);
 	free(a->buf);
+	free(a->direct[0].ents);
+	free(a->direct[1].ents);
 	free(a);
 }
 
@@ -339,6 +360,8 @@ static int rehash(lbl_acc *a, size_t cap, const uint64_t *keep_from)
 	a->slots = slots;
 	a->cap = cap;
 	a->n = n;
+	direct_clear(&a->direct[0]);
+	direct_clear(&a->direct[1]);
 	return 0;
 }
 
@@ -431,17 +454,93 @@ int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
 	return 0;
 }
 
-/* Bytes of the portable serialization of ascending `vals` (< CHUNK_SPAN):
- * no run containers; arrays up to 4096 values, bitsets above. */
-static size_t encoded_size(const uint32_t *vals, uint32_t n)
+static void push(lbl_ent *e, uint32_t low, int *r)
+{
+	if (e->n && e->vals[e->n - 1] < low && e->n < e->cap)
+		e->vals[e->n++] = low; /* the common case */
+	else
+		*r = ent_push(e, low);
+	e->dirty = 1;
+}
+
+int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair *p,
+                      size_t n, uint64_t gen)
+{
+	uint64_t chunk = off >> LBL_CHUNK_BITS;
+	uint32_t low = (uint32_t)(off & (CHUNK_SPAN - 1));
+	lbl_direct *d = &a->direct[kind == SHARD_RECON];
+	if (a->direct_gen != gen) {
+		direct_clear(&a->direct[0]);
+		direct_clear(&a->direct[1]);
+		a->direct_gen = gen;
+	}
+	if (d->chunk != chunk) {
+		direct_clear(d);
+		d->chunk = chunk;
+	}
+	int r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
+		uint32_t id = p[i].id;
+		lbl_ent *e = id < d->used ? d->ents[id] : NULL;
+		if (!e) {
+			if ((r = acc_get(&e, a, kind, chunk, p[i].bytes, p[i].len)))
+				return r;
+			if (id != REC_NO_ID) { /* acc_get may have cleared the table */
+				if (id >= d->cap) {
+					uint32_t cap = d->cap ? d->cap : 64;
+					while (cap <= id)
+						cap *= 2;
+					lbl_ent **t = realloc(d->ents, cap * sizeof *t);
+					if (!t)
+						return tdm_fail(TDM_ENOMEM, "out of memory");
+					d->ents = t;
+					d->cap = cap;
+				}
+				if (id >= d->used) {
+					memset(d->ents + d->used, 0, (id + 1 - d->used) * sizeof *d->ents);
+					d->used = id + 1;
+				}
+				d->ents[id] = e;
+			}
+		}
+		push(e, low, &r);
+	}
+	return r;
+}
+
+/* Where the containers of ascending `vals` (< CHUNK_SPAN) start: at most
+ * CHUNK_CONTAINERS, found by binary search rather than value by value. */
+typedef struct layout {
+	uint32_t n_cont;
+	uint32_t start[CHUNK_CONTAINERS + 1]; /* start[n_cont] = n */
+} layout;
+
+static void layout_of(layout *l, const uint32_t *vals, uint32_t n)
+{
+	l->n_cont = 0;
+	for (uint32_t i = 0; i < n;) {
+		l->start[l->n_cont++] = i;
+		uint32_t key = vals[i] >> 16, lo = i + 1, hi = n;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (vals[mid] >> 16 <= key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	l->start[l->n_cont] = n;
+}
+
+/* Bytes of the portable serialization: no run containers; arrays up to
+ * 4096 values, bitsets above. */
+static size_t encoded_size(const layout *l)
 {
 	size_t size = 8;
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i;
-		while (j < n && vals[j] >> 16 == vals[i] >> 16)
-			j++;
-		size += 8 + (j - i > 4096 ? 8192 : 2 * (size_t)(j - i));
-		i = j;
+	for (uint32_t c = 0; c < l->n_cont; c++) {
+		uint32_t card = l->start[c + 1] - l->start[c];
+		size += 8 + (card > 4096 ? 8192 : 2 * (size_t)card);
 	}
 	return size;
 }
@@ -449,20 +548,14 @@ static size_t encoded_size(const uint32_t *vals, uint32_t n)
 /* Writes that serialization (CRoaring's format spec, no-run cookie):
  * cookie, container count, (key, cardinality - 1) per container, the
  * containers' offsets, then each container. */
-static void encode(uint8_t *out, const uint32_t *vals, uint32_t n)
+static void encode(uint8_t *out, const uint32_t *vals, const layout *l)
 {
-	uint32_t n_cont = 0;
-	for (uint32_t i = 0; i < n; i++)
-		n_cont += i == 0 || vals[i] >> 16 != vals[i - 1] >> 16;
+	uint32_t n_cont = l->n_cont;
 	put_le(out, 12346, 4);
 	put_le(out + 4, n_cont, 4);
 	size_t pos = 8 + 8 * (size_t)n_cont;
-	uint32_t c = 0;
-	for (uint32_t i = 0; i < n; c++) {
-		uint32_t j = i;
-		while (j < n && vals[j] >> 16 == vals[i] >> 16)
-			j++;
-		uint32_t card = j - i;
+	for (uint32_t c = 0; c < n_cont; c++) {
+		uint32_t i = l->start[c], j = l->start[c + 1], card = j - i;
 		put_le(out + 8 + 4 * c, vals[i] >> 16, 2);
 		put_le(out + 8 + 4 * c + 2, card - 1, 2);
 		put_le(out + 8 + 4 * n_cont + 4 * c, pos, 4);
@@ -473,10 +566,13 @@ static void encode(uint8_t *out, const uint32_t *vals, uint32_t n)
 				bits[(vals[k] & 0xffff) >> 3] |= (uint8_t)(1u << (vals[k] & 7));
 			pos += 8192;
 		} else {
-			for (uint32_t k = i; k < j; k++, pos += 2)
-				put_le(out + pos, vals[k] & 0xffff, 2);
+			uint8_t *p = out + pos;
+			for (uint32_t k = i; k < j; k++, p += 2) {
+				p[0] = (uint8_t)vals[k];
+				p[1] = (uint8_t)(vals[k] >> 8);
+			}
+			pos += 2 * (size_t)card;
 		}
-		i = j;
 	}
 }
 
@@ -485,7 +581,9 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 	uint8_t key[KEY_MAX + 16];
 	size_t klen = key_make(key, a->shard, e->kind, e->chunk, e->pair, e->len);
 	size_t extra = pair_is_long(e->len) ? 2 + (size_t)e->len : 0;
-	size_t size = 8 + extra + encoded_size(e->vals, e->n);
+	layout l;
+	layout_of(&l, e->vals, e->n);
+	size_t size = 8 + extra + encoded_size(&l);
 	if (size > a->buf_cap) {
 		uint8_t *p = realloc(a->buf, size);
 		if (!p)
@@ -497,7 +595,7 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 		put_le(a->buf + 8, e->len, 2);
 		memcpy(a->buf + 10, e->pair, e->len);
 	}
-	encode(a->buf + 8 + extra, e->vals, e->n);
+	encode(a->buf + 8 + extra, e->vals, &l);
 	put_le(a->buf, value_sum(key, klen, a->buf + 8, size - 8), 8);
 	return kv_put(txn, KV_LABELS, key, klen, a->buf, size);
 }

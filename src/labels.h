@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kv.h"
+#include "record.h"
 #include "shard.h"
 #include "tidemark.h"
 
@@ -37,6 +38,12 @@ int lbl_acc_load(lbl_acc *a, kv_txn *txn, shard_kind kind, uint64_t end);
  * bytes. */
 int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
                 const uint8_t *labels, uint32_t labels_len);
+
+/* lbl_acc_add of the record at `off` whose labels are the pairs `p`
+ * (sorted), with pair ids of generation `gen` of the writer's label cache
+ * (labelcache.h; REC_NO_ID: none). */
+int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair *p,
+                      size_t n, uint64_t gen);
 
 /* Puts every bitmap changed since the last flush, then forgets those of
  * chunks that end at or before `main_end` / `recon_end` (no later record

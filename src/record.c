@@ -72,7 +72,7 @@ static size_t labels_bytes(const tdm_event *ev)
 	return n;
 }
 
-int rec_event_check(const tdm_event *ev)
+int rec_event_check_fields(const tdm_event *ev)
 {
 	if (ev->ts < 0)
 		return tdm_fail(TDM_EINVAL, "ts %lld is negative", (long long)ev->ts);
@@ -88,26 +88,43 @@ int rec_event_check(const tdm_event *ev)
 		                ev->n_labels, TDM_MAX_LABELS);
 	if (ev->n_labels && !ev->labels)
 		return tdm_fail(TDM_EINVAL, "labels is NULL");
+	return 0;
+}
+
+int rec_label_check(size_t *klen, size_t *vlen, const tdm_label *l, size_t i)
+{
+	if (!l->key || !l->value)
+		return tdm_fail(TDM_EINVAL, "label %zu has a NULL key or value", i);
+	size_t k = strlen(l->key), v = strlen(l->value);
+	if (k == 0)
+		return tdm_fail(TDM_EINVAL, "label %zu has an empty key", i);
+	if (k > TDM_MAX_LABEL_KEY)
+		return tdm_fail(TDM_EINVAL, "label key of %zu bytes is over the limit of %d",
+		                k, TDM_MAX_LABEL_KEY);
+	if (v > TDM_MAX_LABEL_VALUE)
+		return tdm_fail(TDM_EINVAL,
+		                "label '%s' value of %zu bytes is over the limit of %d",
+		                l->key, v, TDM_MAX_LABEL_VALUE);
+	if (!utf8_valid((const unsigned char *)l->key, k) ||
+	    !utf8_valid((const unsigned char *)l->value, v))
+		return tdm_fail(TDM_EINVAL, "label %zu is not valid UTF-8", i);
+	*klen = k;
+	*vlen = v;
+	return 0;
+}
+
+int rec_event_check(const tdm_event *ev)
+{
+	int r = rec_event_check_fields(ev);
+	if (r)
+		return r;
 	const tdm_label *sorted[TDM_MAX_LABELS];
 	size_t bytes = 0;
 	for (size_t i = 0; i < ev->n_labels; i++) {
-		const tdm_label *l = &ev->labels[i];
-		if (!l->key || !l->value)
-			return tdm_fail(TDM_EINVAL, "label %zu has a NULL key or value", i);
-		size_t k = strlen(l->key), v = strlen(l->value);
-		if (k == 0)
-			return tdm_fail(TDM_EINVAL, "label %zu has an empty key", i);
-		if (k > TDM_MAX_LABEL_KEY)
-			return tdm_fail(TDM_EINVAL, "label key of %zu bytes is over the limit of %d",
-			                k, TDM_MAX_LABEL_KEY);
-		if (v > TDM_MAX_LABEL_VALUE)
-			return tdm_fail(TDM_EINVAL,
-			                "label '%s' value of %zu bytes is over the limit of %d",
-			                l->key, v, TDM_MAX_LABEL_VALUE);
-		if (!utf8_valid((const unsigned char *)l->key, k) ||
-		    !utf8_valid((const unsigned char *)l->value, v))
-			return tdm_fail(TDM_EINVAL, "label %zu is not valid UTF-8", i);
-		sorted[i] = l;
+		size_t k, v;
+		if ((r = rec_label_check(&k, &v, &ev->labels[i], i)))
+			return r;
+		sorted[i] = &ev->labels[i];
 		bytes += k + v + 2;
 	}
 	sort_labels(sorted, ev->n_labels);
@@ -119,6 +136,64 @@ int rec_event_check(const tdm_event *ev)
 		return tdm_fail(TDM_EINVAL, "labels take %zu bytes, over the limit of %d",
 		                bytes, TDM_MAX_LABELS_BYTES);
 	return 0;
+}
+
+/* Key order of two pairs: their keys' bytes up to the NUL that ends the
+ * shorter, as strcmp compares them. Keys are short and mostly differ
+ * early: a byte loop, not a call. */
+static int pair_key_cmp(const rec_pair *a, const rec_pair *b)
+{
+	const uint8_t *x = a->bytes, *y = b->bytes;
+	size_t i = 0;
+	while (x[i] == y[i] && x[i])
+		i++;
+	return (int)x[i] - (int)y[i];
+}
+
+int rec_pairs_sort_check(uint32_t *labels_len, rec_pair *p, size_t n)
+{
+	size_t bytes = 0;
+	int same = 0;
+	/* Every two keys that end up next to each other were compared when
+	 * the later of them was inserted: equal keys show there. */
+	for (size_t i = 0; i < n; i++) {
+		rec_pair x = p[i];
+		size_t j = i;
+		int c = 1;
+		for (; j > 0 && (c = pair_key_cmp(&p[j - 1], &x)) > 0; j--)
+			p[j] = p[j - 1];
+		same |= c == 0;
+		p[j] = x;
+		bytes += x.len;
+	}
+	for (size_t i = 1; same && i < n; i++)
+		if (pair_key_cmp(&p[i - 1], &p[i]) == 0)
+			return tdm_fail(TDM_EINVAL, "label key '%s' appears twice",
+			                (const char *)p[i].bytes);
+	if (bytes > TDM_MAX_LABELS_BYTES)
+		return tdm_fail(TDM_EINVAL, "labels take %zu bytes, over the limit of %d",
+		                bytes, TDM_MAX_LABELS_BYTES);
+	*labels_len = (uint32_t)bytes;
+	return 0;
+}
+
+void rec_encode_pairs(uint8_t *dst, const tdm_event *ev, const rec_pair *p,
+                      size_t n, uint32_t labels_len)
+{
+	uint8_t *at = dst + REC_HEADER;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(at, p[i].bytes, p[i].len);
+		at += p[i].len;
+	}
+	if (ev->payload_len)
+		memcpy(at, ev->payload, ev->payload_len);
+	uint32_t len = (uint32_t)(REC_HEADER + labels_len + ev->payload_len);
+	put_le(dst, len, 4);
+	put_le(dst + 4, 0, 4);
+	put_le(dst + 8, 0, 8);
+	put_le(dst + 16, (uint64_t)ev->ts, 8);
+	put_le(dst + 24, ev->id, 4);
+	put_le(dst + 28, labels_len, 2);
 }
 
 size_t rec_size(const tdm_event *ev)

@@ -40,6 +40,36 @@ enum rec_status { REC_OK = 0, REC_SHORT = 1, REC_BAD = 2 };
  * message naming the field, or 0. */
 int rec_event_check(const tdm_event *ev);
 
+/* A label pair in its canonical encoding, `key NUL value NUL`. */
+typedef struct rec_pair {
+	const uint8_t *bytes;
+	uint32_t klen;     /* key bytes, without the NUL */
+	uint32_t len;      /* all the pair's bytes */
+	uint32_t id;       /* the writer's pair id (labelcache.h), or REC_NO_ID */
+} rec_pair;
+#define REC_NO_ID UINT32_MAX
+
+/* rec_event_check of everything but the labels themselves (their count
+ * and array pointer are checked). */
+int rec_event_check_fields(const tdm_event *ev);
+
+/* Checks label `i` of an event on its own (NULL, empty key, limits,
+ * UTF-8); 0 with the key's and value's lengths, or TDM_EINVAL with
+ * rec_event_check's message. */
+int rec_label_check(size_t *klen, size_t *vlen, const tdm_label *l, size_t i);
+
+/* Sorts an event's checked pairs by key and checks what rec_event_check
+ * checks across them (unique keys, total bytes); 0 with the label bytes in
+ * `*labels_len`, or TDM_EINVAL with rec_event_check's message. */
+int rec_pairs_sort_check(uint32_t *labels_len, rec_pair *p, size_t n);
+
+/* rec_encode of an event whose labels are `p` (n pairs, sorted by
+ * rec_pairs_sort_check, `labels_len` bytes in all), leaving the checksum
+ * zero: rec_set_seq writes it. The record takes
+ * REC_HEADER + labels_len + payload_len bytes. */
+void rec_encode_pairs(uint8_t *dst, const tdm_event *ev, const rec_pair *p,
+                      size_t n, uint32_t labels_len);
+
 /* Bytes the record of a checked event takes. */
 size_t rec_size(const tdm_event *ev);
 

@@ -74,6 +74,8 @@ int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m);
 
 /* Writer (writer.c). */
 int writer_open(struct writer **out, tdm_store *s);
+/* Checks every event (as rec_event_check; TDM_EINVAL naming the event,
+ * nothing written, the store goes on), then appends the batch. */
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
                   const tdm_event *events, size_t n);
 int writer_sync(tdm_store *s);

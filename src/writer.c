@@ -541,8 +541,51 @@ static void touch(struct writer *w, wshard *ws)
 	}
 }
 
+/* Checks every event of a batch as rec_event_check does, before anything
+ * is written, and keeps each event's labels as canonical pairs in key
+ * order (w->pairs, w->labels_len) for append_one. A bad event: TDM_EINVAL
+ * with its number, and nothing changed. */
+static int prepare(struct writer *w, const tdm_event *events, size_t n)
+{
+	/* Room for the pairs of the events that can pass: an event with more
+	 * than TDM_MAX_LABELS labels fails before its labels are looked at. */
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += events[i].n_labels < TDM_MAX_LABELS ? events[i].n_labels
+		                                             : TDM_MAX_LABELS;
+	if (n > w->events_cap) {
+		uint32_t *p = realloc(w->labels_len, n * sizeof *p);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		w->labels_len = p;
+		w->events_cap = n;
+	}
+	if (total > w->pairs_cap) {
+		rec_pair *p = realloc(w->pairs, total * sizeof *p);
+		if (!p)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		w->pairs = p;
+		w->pairs_cap = total;
+	}
+	lcache_batch(w->lc);
+	rec_pair *p = w->pairs;
+	/* Event by event, as rec_event_check: the first bad event is named. */
+	for (size_t i = 0; i < n; i++) {
+		const tdm_event *ev = &events[i];
+		int r = rec_event_check_fields(ev);
+		for (size_t j = 0; !r && j < ev->n_labels; j++)
+			r = lcache_get(&p[j], w->lc, &ev->labels[j], j);
+		if (!r)
+			r = rec_pairs_sort_check(&w->labels_len[i], p, ev->n_labels);
+		if (r)
+			return tdm_fail_context(r, "event %zu of the batch", i);
+		p += ev->n_labels;
+	}
+	return 0;
+}
+
 static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
-                      const tdm_event *ev)
+                      const tdm_event *ev, const rec_pair *pairs, uint32_t labels_len)
 {
 	const tdm_options *o = &w->s->opts;
 	wshard *ws = NULL;
@@ -556,7 +599,7 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	           (ws->meta.max_ts >= 0 && ev->ts < ws->meta.max_ts - o->grace_ns);
 	int k = late ? RECON : MAIN;
 	wfile *f = &ws->file[k];
-	size_t len = rec_size(ev);
+	size_t len = REC_HEADER + labels_len + ev->payload_len;
 	if (len > w->enc_cap) {
 		uint8_t *p = realloc(w->enc, len);
 		if (!p)
@@ -564,7 +607,7 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 		w->enc = p;
 		w->enc_cap = len;
 	}
-	rec_encode(w->enc, ev, 0);
+	rec_encode_pairs(w->enc, ev, pairs, ev->n_labels, labels_len);
 	uint64_t fp = rec_fingerprint(w->enc); /* seq is not part of it */
 
 	int dup;
@@ -588,9 +631,8 @@ static int append_one(uint8_t *outcome, struct writer *w, kv_txn *txn,
 	f->pending_len += len;
 	if (seq > ws->meta.max_seq)
 		ws->meta.max_seq = seq;
-	uint32_t labels_len = (uint32_t)get_le(rec + 28, 2);
-	if (labels_len && (r = lbl_acc_add(ws->labels, kind_of(k), off, rec + REC_HEADER,
-	                                   labels_len)))
+	if (ev->n_labels && (r = lbl_acc_add_pairs(ws->labels, kind_of(k), off, pairs,
+	                                           ev->n_labels, lcache_gen(w->lc))))
 		return r;
 
 	if ((r = digest_acc_note(w->digests, ws->shard,
@@ -705,7 +747,10 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	memset(res, 0, sizeof *res);
 	if (n == 0)
 		return 0;
-	int r = kv_reserve(s->kv);
+	int r = prepare(w, events, n);
+	if (r)
+		return r; /* nothing changed: the store can go on */
+	r = kv_reserve(s->kv);
 	kv_txn *txn = NULL;
 	if (!r)
 		r = kv_begin(&txn, s->kv, 1);
@@ -713,14 +758,16 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 		goto failed;
 	w->n_touched = 0;
 	dd_memo_clear(&w->memo); /* the last batch's commit changed the leaves */
+	const rec_pair *pairs = w->pairs;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t outcome = TDM_DUPLICATE;
 		w->next = i + 1 < n ? &events[i + 1] : NULL;
-		if ((r = append_one(&outcome, w, txn, &events[i]))) {
+		if ((r = append_one(&outcome, w, txn, &events[i], pairs, w->labels_len[i]))) {
 			digest_acc_reset(w->digests);
 			kv_abort(txn);
 			goto failed;
 		}
+		pairs += events[i].n_labels;
 		if (outcomes)
 			outcomes[i] = outcome;
 		res->appended += outcome != TDM_DUPLICATE;
@@ -767,12 +814,15 @@ int writer_open(struct writer **out, tdm_store *s)
 	clock_gettime(CLOCK_MONOTONIC, &w->last_sync);
 	kv_txn *txn;
 	int r = digest_acc_new(&w->digests);
+	if (!r)
+		r = lcache_new(&w->lc);
 	if (!r && !(r = kv_begin(&txn, s->kv, 0))) {
 		r = store_next_seq_get(&w->next_seq, txn);
 		kv_abort(txn);
 	}
 	if (r) {
 		digest_acc_free(w->digests);
+		lcache_free(w->lc);
 		free(w);
 		return r;
 	}
@@ -802,6 +852,9 @@ void writer_close(struct writer *w)
 	free(w->touched);
 	free(w->scratch);
 	free(w->enc);
+	free(w->pairs);
+	free(w->labels_len);
+	lcache_free(w->lc);
 	digest_acc_free(w->digests);
 	dd_memo_free(&w->memo);
 	free(w);

@@ -8,6 +8,7 @@
 #include "dedupe.h"
 #include "digest.h"
 #include "index.h"
+#include "labelcache.h"
 #include "labels.h"
 #include "store.h"
 
@@ -50,6 +51,10 @@ struct writer {
 	digest_acc *digests; /* the batch's changes to replica digests */
 	dd_memo memo;        /* the batch's leaves read for duplicates */
 	const tdm_event *next; /* the batch's event after the one appended */
+	lcache *lc;         /* label pairs checked before */
+	rec_pair *pairs;    /* the batch's labels, per event in key order */
+	uint32_t *labels_len; /* per event of the batch: its label bytes */
+	size_t pairs_cap, events_cap;
 	struct timespec last_sync;
 };
 
