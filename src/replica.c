@@ -342,7 +342,7 @@ int replica_reader_events(tdm_leaf_reader *rd, int64_t shard, uint32_t leaf,
 int replica_leaf_events(tdm_store *s, int64_t shard, uint32_t leaf, int64_t from,
                         int64_t to, tdm_event_fn fn, void *ctx)
 {
-	tdm_leaf_reader *rd;
+	tdm_leaf_reader *rd = NULL;
 	int r = replica_reader_open(&rd, s);
 	if (!r) {
 		r = replica_reader_events(rd, shard, leaf, from, to, fn, ctx);
