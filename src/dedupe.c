@@ -215,13 +215,5 @@ void dd_memo_leaf_loaded(dd_memo_leaf *l)
 
 int dd_memo_leaf_has(const dd_memo_leaf *l, uint64_t fp)
 {
-	size_t lo = 0, hi = l->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (l->fps[mid] < fp)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < l->n && l->fps[lo] == fp;
+	return l->n && bsearch(&fp, l->fps, l->n, sizeof fp, cmp_fp) != NULL;
 }
