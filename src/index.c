@@ -9,7 +9,8 @@
 #include "labels.h"
 #include "shard.h"
 
-#define META_FIELDS 14
+#define META_FIELDS 16
+#define META_FIELDS_V2 14 /* rows written before the labels' ends existed */
 #define META_FIELDS_V1 12 /* rows written before sealing existed */
 
 void index_meta_init(shard_meta *m, int64_t shard)
@@ -17,6 +18,7 @@ void index_meta_init(shard_meta *m, int64_t shard)
 	memset(m, 0, sizeof *m);
 	m->shard = shard;
 	m->main_len = SHARD_HEADER;
+	m->labels_main_end = SHARD_HEADER;
 	m->max_ts = -1;
 	m->recon_max_ts = -1;
 	m->min_ts = INT64_MAX;
@@ -31,7 +33,8 @@ static void meta_encode(uint8_t *out, const shard_meta *m)
 		m->main_len, m->recon_len, m->main_count, m->recon_count,
 		(uint64_t)m->max_ts, (uint64_t)m->min_ts, m->max_seq, m->block_off,
 		(uint64_t)m->block_key, (uint64_t)m->block_min, m->index_entries,
-		(uint64_t)m->recon_max_ts, m->seal_gen, m->sealed_raw};
+		(uint64_t)m->recon_max_ts, m->seal_gen, m->sealed_raw,
+		m->labels_main_end, m->labels_recon_end};
 	for (int i = 0; i < META_FIELDS; i++)
 		put_le(out + 8 * i, f[i], 8);
 }
@@ -52,15 +55,27 @@ static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p,
 	m->block_min = (int64_t)get_le(p + 72, 8);
 	m->index_entries = get_le(p + 80, 8);
 	m->recon_max_ts = (int64_t)get_le(p + 88, 8);
-	m->seal_gen = len >= 8 * META_FIELDS ? get_le(p + 96, 8) : 0;
-	m->sealed_raw = len >= 8 * META_FIELDS ? get_le(p + 104, 8) : 0;
+	m->seal_gen = len >= 8 * META_FIELDS_V2 ? get_le(p + 96, 8) : 0;
+	m->sealed_raw = len >= 8 * META_FIELDS_V2 ? get_le(p + 104, 8) : 0;
+	/* Older rows were written with every bitmap up to date. */
+	m->labels_main_end = len >= 8 * META_FIELDS ? get_le(p + 112, 8) : m->main_len;
+	m->labels_recon_end = len >= 8 * META_FIELDS ? get_le(p + 120, 8) : m->recon_len;
+}
+
+static int meta_len_ok(size_t len)
+{
+	return len == 8 * META_FIELDS || len == 8 * META_FIELDS_V2 ||
+	       len == 8 * META_FIELDS_V1;
 }
 
 static int meta_sound(const shard_meta *m)
 {
 	return m->main_len >= SHARD_HEADER && m->block_off >= SHARD_HEADER &&
 	       m->block_off <= m->main_len && m->max_ts >= -1 && m->recon_max_ts >= -1 &&
-	       (m->recon_len == 0 || m->recon_len >= SHARD_HEADER);
+	       (m->recon_len == 0 || m->recon_len >= SHARD_HEADER) &&
+	       m->labels_main_end >= SHARD_HEADER && m->labels_main_end <= m->main_len &&
+	       (m->recon_len ? m->labels_recon_end >= SHARD_HEADER : m->labels_recon_end == 0) &&
+	       m->labels_recon_end <= m->recon_len;
 }
 
 int index_meta_get(shard_meta *out, kv_txn *txn, int64_t shard)
@@ -71,7 +86,7 @@ int index_meta_get(shard_meta *out, kv_txn *txn, int64_t shard)
 	int r = kv_get(&v, txn, KV_SHARDS, key, sizeof key);
 	if (r)
 		return r;
-	if (v.len != 8 * META_FIELDS && v.len != 8 * META_FIELDS_V1)
+	if (!meta_len_ok(v.len))
 		return tdm_fail(TDM_ECORRUPT, "index: shard %lld: state row of %zu bytes",
 		                (long long)shard, v.len);
 	meta_decode(out, shard, v.data, v.len);
@@ -108,7 +123,7 @@ int index_meta_each(kv_txn *txn, int64_t lo, int64_t hi,
 	kv_val k = {start, sizeof start}, v;
 	for (r = kv_cursor_get(c, &k, &v, KV_SEEK); r == 0;
 	     r = kv_cursor_get(c, &k, &v, KV_NEXT)) {
-		if (k.len != 8 || (v.len != 8 * META_FIELDS && v.len != 8 * META_FIELDS_V1)) {
+		if (k.len != 8 || !meta_len_ok(v.len)) {
 			r = tdm_fail(TDM_ECORRUPT, "index: malformed shard state row");
 			break;
 		}

@@ -31,6 +31,10 @@ typedef struct shard_meta {
 	uint64_t index_entries;
 	uint64_t seal_gen;    /* 0: main file; else the sealed file's generation */
 	uint64_t sealed_raw;  /* record bytes in the sealed file, uncompressed */
+	/* The label bitmaps hold the records before these offsets (record
+	 * boundaries, at most the lengths above); those after them are in the
+	 * newest chunk, whose bitmaps the writer keeps in memory (labels.h). */
+	uint64_t labels_main_end, labels_recon_end;
 } shard_meta;
 
 /* A shard with no records yet. */

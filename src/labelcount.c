@@ -2,7 +2,8 @@
  * many events carry each.
  *
  * A shard wholly inside the range is counted from its label bitmaps: the
- * cardinalities of its bitmaps, summed per pair, without reading an event.
+ * cardinalities of its bitmaps, summed per pair, without reading an event
+ * but those of the newest chunk a writer has not put yet.
  * A shard the range cuts is read (reader.c) and its events' labels are
  * counted; so is a sealed shard, a shard whose bitmaps are not sound, or
  * every shard of an index made before the bitmaps existed. */
@@ -11,9 +12,11 @@
 
 #include "error.h"
 #include "hash.h"
+#include "io.h"
 #include "labelcount.h"
 #include "labels.h"
 #include "reader.h"
+#include "store.h"
 
 typedef struct pair_count {
 	uint8_t *pair; /* "key\0value\0", owned; NULL: free slot */
@@ -107,6 +110,45 @@ static int count_bitmaps(count_map *m, kv_txn *txn, int64_t shard)
 	for (size_t i = 0; !r && i < st.n; i++)
 		r = map_add(m, st.a[i].pair, st.a[i].len, st.a[i].n);
 	free(st.a);
+	return r;
+}
+
+/* The labels of the records of one file from its labels end on, which no
+ * bitmap holds yet (labels.c, L3): at most the newest chunk. */
+static int count_tail(count_map *m, tdm_store *s, const shard_meta *sm,
+                      shard_kind kind)
+{
+	uint64_t from = kind == SHARD_MAIN ? sm->labels_main_end : sm->labels_recon_end;
+	uint64_t end = kind == SHARD_MAIN ? sm->main_len : sm->recon_len;
+	if (from >= end)
+		return 0;
+	char name[64], path[4200];
+	shard_relname(name, sizeof name, sm->shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(s, sm->shard);
+	int fd;
+	uint64_t size;
+	if ((r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY)))
+		return r == SHARD_BAD_HEADER ? TDM_ECORRUPT : r;
+	shard_scan sc;
+	store_scan_init(&sc, s, sm->shard, fd, name, from, end < size ? end : size, 1 << 20);
+	rec_view rec;
+	uint64_t off;
+	while ((r = scan_next(&sc, &rec, &off)) == 0)
+		for (uint32_t at = 0; !r && at < rec.labels_len;) {
+			const uint8_t *p = rec.labels + at;
+			size_t klen = strlen((const char *)p) + 1;
+			size_t len = klen + strlen((const char *)p + klen) + 1;
+			r = map_add(m, p, len, 1);
+			at += (uint32_t)len;
+		}
+	/* Damage: counted by reading the shard instead, as for a bad bitmap. */
+	if (r == 1)
+		r = sc.damaged || size < end ? TDM_ECORRUPT : 0;
+	scan_free(&sc);
+	io_close(fd);
 	return r;
 }
 
@@ -206,8 +248,19 @@ int labelcount_get(tdm_label_count **out, size_t *n, tdm_store *s, int64_t from,
 			continue;
 		r = TDM_ECORRUPT;
 		/* A sealed main file has no bitmaps (recover.c): read it. */
-		if (bitmaps && !sm->seal_gen && sm->min_ts >= from && hi < to)
-			r = count_bitmaps(&m, txn, sm->shard);
+		if (bitmaps && !sm->seal_gen && sm->min_ts >= from && hi < to) {
+			count_map part = {0};
+			r = count_bitmaps(&part, txn, sm->shard);
+			if (!r)
+				r = count_tail(&part, s, sm, SHARD_MAIN);
+			if (!r)
+				r = count_tail(&part, s, sm, SHARD_RECON);
+			for (size_t j = 0; !r && j < part.cap; j++)
+				if (part.slots[j].pair)
+					r = map_add(&m, part.slots[j].pair, part.slots[j].len,
+					            part.slots[j].n);
+			map_free(&part);
+		}
 		if (r == TDM_ECORRUPT) {
 			int64_t lo = sm->shard * d;
 			int64_t end = lo > INT64_MAX - d ? INT64_MAX : lo + d;

@@ -6,15 +6,21 @@
  * record numbers to offsets. A file is cut into chunks of 1 MiB; the chunk
  * number is in the key, the low 20 bits in the bitmap (at most 16 roaring
  * containers), so files may pass 4 GiB, a selective read looks up a few
- * bitmaps per MiB of file, and a batch rewrites only the
- * bitmaps of the chunks it wrote into.
+ * bitmaps per MiB of file, and a chunk's bitmaps are written once it is
+ * full (or at a sync), not at every batch.
  *
  * Invariants:
  *  L1  for every sound record at offset o of file k carrying pair p (and,
- *      in a main file, keeping the grace invariant) the bitmap
- *      (k, o >> 20, p) holds o & 0xfffff; no bitmap holds anything else;
+ *      in a main file, keeping the grace invariant) with o below the file's
+ *      labels end (shard_meta), the bitmap (k, o >> 20, p) holds o & 0xfffff;
+ *      no bitmap holds anything else;
  *  L2  a stored bitmap is never empty, and is published in the same LMDB
- *      transaction as the file length that covers its records. */
+ *      transaction as the labels end that covers its records;
+ *  L3  a labels end is a record boundary at most the file's committed
+ *      length, and the records from it on lie in the chunk that holds that
+ *      length: the newest chunk, whose bitmaps the writer extends in memory
+ *      and puts when the chunk is left behind or at a sync (lbl_acc_flush).
+ *      A selective read scans those records (at most 1 MiB a file). */
 #include <inttypes.h>
 #include <roaring/roaring.h>
 #include <stdio.h>
@@ -61,6 +67,10 @@ struct lbl_acc {
 	size_t buf_cap;
 	lbl_direct direct[2]; /* main, recon */
 	uint64_t direct_gen;
+	/* Per file (main, recon): the newest chunk records were added to, and
+	 * the first record added to it since its bitmaps were last put
+	 * (UINT64_MAX: none), where the labels end stays while it is kept. */
+	uint64_t newest_chunk[2], newest_from[2];
 };
 
 /* roaring_bitmap_free of 0.2.66 does not take NULL. */
@@ -262,6 +272,8 @@ int lbl_acc_new(lbl_acc **out, int64_t shard)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	a->shard = shard;
 	a->direct[0].chunk = a->direct[1].chunk = UINT64_MAX;
+	a->newest_chunk[0] = a->newest_chunk[1] = UINT64_MAX;
+	a->newest_from[0] = a->newest_from[1] = UINT64_MAX;
 	*out = a;
 	return 0;
 }
@@ -431,10 +443,23 @@ int lbl_acc_load(lbl_acc *a, kv_txn *txn, shard_kind kind, uint64_t end)
 	return r == TDM_ENOTFOUND ? 0 : r;
 }
 
+/* Records come in offset order, file by file. */
+static void note_newest(lbl_acc *a, shard_kind kind, uint64_t off)
+{
+	int k = kind == SHARD_RECON;
+	if (off >> LBL_CHUNK_BITS != a->newest_chunk[k]) {
+		a->newest_chunk[k] = off >> LBL_CHUNK_BITS;
+		a->newest_from[k] = off;
+	} else if (a->newest_from[k] == UINT64_MAX) {
+		a->newest_from[k] = off;
+	}
+}
+
 int lbl_acc_add(lbl_acc *a, shard_kind kind, uint64_t off,
                 const uint8_t *labels, uint32_t labels_len)
 {
 	uint64_t chunk = off >> LBL_CHUNK_BITS;
+	note_newest(a, kind, off);
 	uint32_t low = (uint32_t)(off & (CHUNK_SPAN - 1));
 	for (uint32_t at = 0; at < labels_len;) {
 		size_t len = pair_len(labels + at, labels_len - at);
@@ -478,6 +503,7 @@ int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair 
 		direct_clear(d);
 		d->chunk = chunk;
 	}
+	note_newest(a, kind, off);
 	int r = 0;
 	for (size_t i = 0; i < n && !r; i++) {
 		uint32_t id = p[i].id;
@@ -600,21 +626,34 @@ static int put_ent(lbl_acc *a, kv_txn *txn, const lbl_ent *e)
 	return kv_put(txn, KV_LABELS, key, klen, a->buf, size);
 }
 
-int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end)
+int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end,
+                  int keep_newest, uint64_t covered[2])
 {
 	int closed = 0;
+	uint64_t end[2] = {main_end, recon_end};
 	uint64_t keep_from[2] = {main_end >> LBL_CHUNK_BITS, recon_end >> LBL_CHUNK_BITS};
+	int keep[2];
+	for (int k = 0; k < 2; k++)
+		keep[k] = keep_newest && a->newest_from[k] != UINT64_MAX &&
+		          a->newest_chunk[k] == keep_from[k];
 	for (size_t i = 0; i < a->cap; i++) {
 		lbl_ent *e = &a->slots[i];
 		if (!e->pair)
 			continue;
-		if (e->dirty && e->n) {
+		int k = e->kind == SHARD_RECON;
+		if (e->dirty && e->n && !(keep[k] && e->chunk == keep_from[k])) {
 			int r = put_ent(a, txn, e);
 			if (r)
 				return r;
 			e->dirty = 0;
 		}
-		closed |= e->chunk < keep_from[e->kind == SHARD_RECON];
+		closed |= e->chunk < keep_from[k];
+	}
+	for (int k = 0; k < 2; k++) {
+		if (!keep[k])
+			a->newest_from[k] = UINT64_MAX;
+		if (covered)
+			covered[k] = keep[k] ? a->newest_from[k] : end[k];
 	}
 	return closed ? rehash(a, a->cap, keep_from) : 0;
 }

@@ -47,8 +47,13 @@ int lbl_acc_add_pairs(lbl_acc *a, shard_kind kind, uint64_t off, const rec_pair 
 
 /* Puts every bitmap changed since the last flush, then forgets those of
  * chunks that end at or before `main_end` / `recon_end` (no later record
- * can land in them). */
-int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end);
+ * can land in them). With `keep_newest`, the bitmaps of the chunk that
+ * holds a file's end stay in memory, unput, to be extended by the next
+ * batches (rewriting them every batch costs more than the batch: labels.c,
+ * L3). `covered` (NULL: not wanted) gets each file's labels end: below it
+ * the stored bitmaps hold every labelled record; main, then recon. */
+int lbl_acc_flush(lbl_acc *a, kv_txn *txn, uint64_t main_end, uint64_t recon_end,
+                  int keep_newest, uint64_t covered[2]);
 
 /* Deletes every bitmap of a shard. */
 int lbl_del(kv_txn *txn, int64_t shard);

@@ -316,10 +316,24 @@ static int fetch(tdm_iter *it, int fd, const char *name, uint64_t off,
 	return 1;
 }
 
-/* The recon records the label bitmaps name, read one by one. */
-static int load_recon_selected(tdm_iter *it, int fd, const char *name)
+static int recon_add(tdm_iter *it, size_t *cap, const rec_view *rec)
 {
-	size_t cap = 0;
+	if (it->n_recon == *cap) {
+		size_t n = *cap ? *cap * 2 : 64;
+		mg_item *a = realloc(it->recon, n * sizeof *a);
+		if (!a)
+			return tdm_fail(TDM_ENOMEM, "out of memory");
+		it->recon = a;
+		*cap = n;
+	}
+	int r = mg_item_copy(&it->recon[it->n_recon], rec);
+	it->n_recon += !r;
+	return r;
+}
+
+/* The recon records the label bitmaps name, read one by one. */
+static int load_recon_selected(tdm_iter *it, int fd, const char *name, size_t *cap)
+{
 	uint64_t pos = SHARD_HEADER, off;
 	while (!lbl_cand_peek(it->cand_recon, pos, &off)) {
 		rec_view rec;
@@ -327,20 +341,29 @@ static int load_recon_selected(tdm_iter *it, int fd, const char *name)
 		if (r < 0)
 			return r;
 		pos = off + (r ? 1 : rec.len);
-		if (r || !in_range(it, &rec))
-			continue;
-		if (it->n_recon == cap) {
-			cap = cap ? cap * 2 : 64;
-			mg_item *a = realloc(it->recon, cap * sizeof *a);
-			if (!a)
-				return tdm_fail(TDM_ENOMEM, "out of memory");
-			it->recon = a;
-		}
-		if ((r = mg_item_copy(&it->recon[it->n_recon], &rec)))
+		if (!r && in_range(it, &rec) && (r = recon_add(it, cap, &rec)))
 			return r;
-		it->n_recon++;
 	}
 	return 0;
+}
+
+/* The recon records of [start, recon_len) in range, read by scanning. */
+static int load_recon_scan(tdm_iter *it, int fd, const char *name, uint64_t start,
+                           size_t *cap)
+{
+	shard_scan sc;
+	store_scan_init(&sc, it->s, it->meta->shard, fd, name, start, it->meta->recon_len,
+	                64 * 1024);
+	rec_view rec;
+	uint64_t off;
+	int r;
+	while ((r = scan_next(&sc, &rec, &off)) == 0) {
+		if (in_range(it, &rec) && (r = recon_add(it, cap, &rec)))
+			break;
+	}
+	collect_damage(it, &sc);
+	scan_free(&sc);
+	return r == 1 ? 0 : r;
 }
 
 static int load_recon(tdm_iter *it)
@@ -351,44 +374,20 @@ static int load_recon(tdm_iter *it)
 	int fd, r = open_file(&fd, name, sizeof name, it, SHARD_RECON);
 	if (r)
 		return r;
-	if (it->sel) {
-		r = load_recon_selected(it, fd, name);
-		it->flen = 0;
-		io_close(fd);
-		if (!r && !(it->flags & TDM_READ_STORAGE_ORDER))
-			mg_sort(it->recon, it->n_recon);
-		return r;
-	}
+	/* A selective read scans what the bitmaps do not cover yet (labels.c,
+	 * L3). */
 	size_t cap = 0;
-	shard_scan sc;
-	store_scan_init(&sc, it->s, it->meta->shard, fd, name, SHARD_HEADER,
-	                it->meta->recon_len, 64 * 1024);
-	rec_view rec;
-	uint64_t off;
-	while ((r = scan_next(&sc, &rec, &off)) == 0) {
-		if (!in_range(it, &rec))
-			continue;
-		if (it->n_recon == cap) {
-			cap = cap ? cap * 2 : 64;
-			mg_item *a = realloc(it->recon, cap * sizeof *a);
-			if (!a) {
-				r = tdm_fail(TDM_ENOMEM, "out of memory");
-				break;
-			}
-			it->recon = a;
-		}
-		if ((r = mg_item_copy(&it->recon[it->n_recon], &rec)))
-			break;
-		it->n_recon++;
+	if (it->sel) {
+		r = load_recon_selected(it, fd, name, &cap);
+		it->flen = 0;
 	}
-	collect_damage(it, &sc);
-	scan_free(&sc);
+	if (!r)
+		r = load_recon_scan(it, fd, name,
+		                    it->sel ? it->meta->labels_recon_end : SHARD_HEADER, &cap);
 	io_close(fd);
-	if (r != 1)
-		return r;
-	if (!(it->flags & TDM_READ_STORAGE_ORDER))
+	if (!r && !(it->flags & TDM_READ_STORAGE_ORDER))
 		mg_sort(it->recon, it->n_recon);
-	return 0;
+	return r;
 }
 
 /* A selective read of a shard asks the label bitmaps which records may
@@ -406,7 +405,7 @@ static int select_shard(tdm_iter *it, const shard_meta *m)
 	if (!it->bitmaps || m->seal_gen)
 		return 0;
 	int r = lbl_select(&it->cand_recon, it->txn, m->shard, SHARD_RECON,
-	                   SHARD_HEADER, m->recon_len, it->where, it->n_where, 0);
+	                   SHARD_HEADER, m->labels_recon_end, it->where, it->n_where, 0);
 	if (r == TDM_ECORRUPT) {
 		it->fallbacks++;
 		return 0;
@@ -516,10 +515,39 @@ static int64_t unread_bound(tdm_iter *it)
 
 static int next_main(tdm_iter *it, rec_view *rec);
 
+/* Switches a selective read to scanning the main file from `start` (a
+ * record boundary) to its end: the index walk is brought to the run that
+ * holds or follows `start`. */
+static int scan_from(tdm_iter *it, uint64_t start, rec_view *rec)
+{
+	uint64_t ws = 0, we = 0;
+	int64_t wk;
+	int r = 0;
+	it->sel = 0;
+	while (we <= start && (r = index_walk_next(&it->walk, &ws, &we, &wk)) == 0)
+		;
+	if (r)
+		return r; /* 1: no run holds or follows `start` */
+	if (ws > start) /* `start` lies between runs: nothing there is in range */
+		start = ws;
+	/* A scan holds what matches of a grace window unless the block mins
+	 * say sooner: load them if skipped. */
+	if (!it->blocks && (r = index_walk_blocks(&it->blocks, &it->n_blocks, it->txn,
+	                                          it->meta, it->meta->main_len, it->from,
+	                                          it->to, it->s->opts.grace_ns)))
+		return r;
+	suffix_mins(it);
+	scan_seek(&it->scan, start, we);
+	it->in_run = 1;
+	return next_main(it, rec);
+}
+
 /* next_main for a selective read: the candidates of the index walk's runs,
- * each fetched at its offset. */
+ * each fetched at its offset; from the labels end on (labels.c, L3), a
+ * scan. */
 static int next_main_selected(tdm_iter *it, rec_view *rec)
 {
+	uint64_t labels_end = it->meta->labels_main_end;
 	for (;;) {
 		if (!it->in_run) {
 			if (it->run_at == it->n_runs)
@@ -530,40 +558,23 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 			int r;
 			if (key > it->runmax)
 				it->runmax = key;
+			if (start >= labels_end)
+				return scan_from(it, start, rec);
 			it->sel_pos = start;
-			it->run_stop = stop;
+			it->run_stop = stop < labels_end ? stop : labels_end;
 			it->in_run = 1;
 			lbl_cand_free(it->cand_main);
 			it->cand_main = NULL;
-			uint64_t most = reader_scan_density ? (stop - start) / reader_scan_density : 0;
+			uint64_t most = reader_scan_density
+			                        ? (it->run_stop - start) / reader_scan_density : 0;
 			r = lbl_select(&it->cand_main, it->txn, it->meta->shard, SHARD_MAIN,
-			               start, stop, it->where, it->n_where, most ? most : !!reader_scan_density);
+			               start, it->run_stop, it->where, it->n_where,
+			               most ? most : !!reader_scan_density);
 			int dense = r == 1; /* read faster by scanning */
 			if (r == TDM_ECORRUPT || dense) {
-				/* Records before `start` are handled: scan from there,
-				 * the index walk brought to the same run. */
-				uint64_t ws = 0, we = 0;
-				int64_t wk;
+				/* Records before `start` are handled: scan from there. */
 				it->fallbacks += !dense;
-				it->sel = 0;
-				while (we <= start &&
-				       (r = index_walk_next(&it->walk, &ws, &we, &wk)) == 0)
-					;
-				if (r < 0)
-					return r;
-				if (r == 1 || ws > start)
-					return tdm_fail(TDM_ERROR, "%s: the index walk lost run %" PRIu64,
-					                it->main_name, start);
-				/* A scan holds what matches of a grace window unless the
-				 * block mins say sooner: load them if skipped. */
-				if (!it->blocks && (r = index_walk_blocks(&it->blocks, &it->n_blocks,
-				                                          it->txn, it->meta,
-				                                          it->meta->main_len, it->from,
-				                                          it->to, it->s->opts.grace_ns)))
-					return r;
-				suffix_mins(it);
-				scan_seek(&it->scan, start, we);
-				return next_main(it, rec);
+				return scan_from(it, start, rec);
 			}
 			if (r)
 				return r;
@@ -571,6 +582,8 @@ static int next_main_selected(tdm_iter *it, rec_view *rec)
 		uint64_t off;
 		if (lbl_cand_peek(it->cand_main, it->sel_pos, &off) || off >= it->run_stop) {
 			it->in_run = 0;
+			if (it->run_stop == labels_end && labels_end < it->meta->main_len)
+				return scan_from(it, labels_end, rec);
 			it->sel_pos = it->run_stop;
 			continue;
 		}

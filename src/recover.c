@@ -159,7 +159,7 @@ static int label_record(lbl_acc *labels, kv_txn *txn, shard_kind kind,
 	if (off >> LBL_CHUNK_BITS != *chunk) {
 		*chunk = off >> LBL_CHUNK_BITS;
 		r = lbl_acc_flush(labels, txn, kind == SHARD_MAIN ? off : 0,
-		                  kind == SHARD_RECON ? off : 0);
+		                  kind == SHARD_RECON ? off : 0, 0, NULL);
 	}
 	if (!r && rec->labels_len)
 		r = lbl_acc_add(labels, kind, off, rec->labels, rec->labels_len);
@@ -170,7 +170,7 @@ static int label_record(lbl_acc *labels, kv_txn *txn, shard_kind kind,
 static int label_file_done(lbl_acc *labels, kv_txn *txn, shard_kind kind)
 {
 	return lbl_acc_flush(labels, txn, kind == SHARD_MAIN ? UINT64_MAX : 0,
-	                     kind == SHARD_RECON ? UINT64_MAX : 0);
+	                     kind == SHARD_RECON ? UINT64_MAX : 0, 0, NULL);
 }
 
 /* Indexes the records of a file from its header on, for a shard whose
@@ -292,7 +292,7 @@ static int label_file(tdm_store *s, kv_txn *txn, const shard_meta *m,
 	return r < 0 ? r : label_file_done(labels, txn, kind);
 }
 
-int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m)
+int recover_shard_labels(tdm_store *s, kv_txn *txn, shard_meta *m)
 {
 	lbl_acc *labels;
 	int r = lbl_del(txn, m->shard);
@@ -303,6 +303,10 @@ int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m)
 	    m->recon_len)
 		r = label_file(s, txn, m, SHARD_RECON, m->recon_len, labels);
 	lbl_acc_free(labels);
+	if (!r) {
+		m->labels_main_end = m->main_len;
+		m->labels_recon_end = m->recon_len;
+	}
 	return r;
 }
 
@@ -361,8 +365,11 @@ int recover_index_shard(tdm_store *s, kv_txn *txn, shard_meta *m, int has_recon,
 		if (!(r = index_file(s, txn, digests, labels, m, SHARD_MAIN, gen)) &&
 		    !(has_recon &&
 		      (r = index_file(s, txn, digests, labels, m, SHARD_RECON, recon_gen))) &&
-		    !(r = digest_acc_flush(digests, txn)))
+		    !(r = digest_acc_flush(digests, txn))) {
+			m->labels_main_end = m->main_len; /* index_file put them all */
+			m->labels_recon_end = m->recon_len;
 			r = index_meta_put(txn, m);
+		}
 	}
 	digest_acc_free(digests);
 	lbl_acc_free(labels);

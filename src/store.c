@@ -378,9 +378,10 @@ int store_close(tdm_store *s)
 {
 	int r = 0;
 	if (s->w) {
-		/* Durability none leaves the index unsynced, and UNSYNCED with it. */
-		if (!s->failed && s->oo.durability != TDM_DURABILITY_NONE &&
-		    !(r = writer_sync(s)))
+		/* The newest chunks' label bitmaps are put whatever the durability;
+		 * durability none leaves the index unsynced, and UNSYNCED with it. */
+		if (!s->failed && !(r = writer_put_labels(s)) &&
+		    s->oo.durability != TDM_DURABILITY_NONE && !(r = writer_sync(s)))
 			r = mark_unsynced(s, 0);
 		writer_close(s->w);
 	}

@@ -68,9 +68,9 @@ int recover_index_shard(tdm_store *s, kv_txn *txn, struct shard_meta *m,
 int recover_needed(tdm_store *s);
 
 /* Rebuilds the label bitmaps of one shard from its files, up to the
- * committed lengths in `m` (recover.c): for a writer that found one of them
- * unsound. */
-int recover_shard_labels(tdm_store *s, kv_txn *txn, const shard_meta *m);
+ * committed lengths in `m`, and moves m's labels' ends to them (recover.c):
+ * for a writer that found one of them unsound. */
+int recover_shard_labels(tdm_store *s, kv_txn *txn, struct shard_meta *m);
 
 /* Writer (writer.c). */
 int writer_open(struct writer **out, tdm_store *s);
@@ -78,7 +78,11 @@ int writer_open(struct writer **out, tdm_store *s);
  * nothing written, the store goes on), then appends the batch. */
 int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
                   const tdm_event *events, size_t n);
+/* Syncs files and index; the label bitmaps of the newest chunks are put
+ * first, so that a synced store answers selective reads from bitmaps alone. */
 int writer_sync(tdm_store *s);
+/* Puts those bitmaps without a sync (labels.c, L3). */
+int writer_put_labels(tdm_store *s);
 void writer_close(struct writer *w);
 /* Drops the cached state of a shard (its files were replaced or removed);
  * it is loaded again from the index when next touched. Only between

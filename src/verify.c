@@ -178,6 +178,8 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		        " are committed", size, end);
 		end = size;
 	}
+	uint64_t labels_end = kind == SHARD_MAIN ? have->labels_main_end : have->labels_recon_end;
+	int at_labels_end = sealed || labels_end == end;
 	int64_t grace = v->s->opts.grace_ns, prev_ts = -1;
 	uint32_t interval = v->s->opts.index_interval;
 	shard_scan sc;
@@ -219,7 +221,9 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 			        " after %" PRId64, rec.ts, prev_ts);
 		prev_ts = rec.ts;
 		int indexed = kind == SHARD_RECON || m->max_ts < 0 || rec.ts >= m->max_ts - grace;
-		if (indexed && rec.labels_len &&
+		at_labels_end |= off == labels_end;
+		/* Past the labels end, the writer holds the bitmaps (labels.c, L3). */
+		if (indexed && rec.labels_len && off < labels_end &&
 		    (r = lbl_acc_add(v->labels, kind, off, rec.labels, rec.labels_len)))
 			break;
 		if (kind == SHARD_MAIN) {
@@ -238,6 +242,9 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 	}
 	scan_free(&sc);
 	io_close(fd);
+	if (r >= 0 && !at_labels_end)
+		problem(v, name, (int64_t)labels_end, "the label bitmaps end at offset %" PRIu64
+		        ", where no record starts", labels_end);
 	return r < 0 ? r : 0;
 }
 

@@ -118,8 +118,11 @@ static int wfile_open(struct writer *w, wshard *ws, int k, int create)
 	if (size > committed && (r = io_truncate(ws->file[k].fd, committed)) < 0)
 		return fail_io(r, ws, k, "truncate");
 	ws->file[k].written = committed;
-	if (k == RECON)
+	if (k == RECON) {
 		ws->meta.recon_len = committed;
+		if (!ws->meta.labels_recon_end) /* a new recon file */
+			ws->meta.labels_recon_end = committed;
+	}
 	return 0;
 }
 
@@ -149,8 +152,32 @@ static void evict_cold(struct writer *w)
 	}
 }
 
-/* The stored bitmaps of the chunks that appends extend. One that is not
- * sound makes the shard's bitmaps be rebuilt from its files. */
+/* Adds the labels of the committed records from the file's labels end on
+ * (labels.c, L3): a writer that stopped without a sync left their bitmaps
+ * unput. They lie in the chunk lbl_acc_load loaded. */
+static int load_tail_labels(struct writer *w, wshard *ws, int k, uint64_t from)
+{
+	if (from >= ws->file[k].written)
+		return 0;
+	char name[64];
+	name_of(name, sizeof name, ws, k);
+	shard_scan sc;
+	int r = scan_start(&sc, w, ws, k, name, from, 1 << 20);
+	rec_view rec;
+	uint64_t off;
+	while (!r && (r = scan_next(&sc, &rec, &off)) == 0)
+		if (rec.labels_len)
+			r = lbl_acc_add(ws->labels, kind_of(k), off, rec.labels, rec.labels_len);
+	if (r == 1 && sc.damaged) /* committed bytes the writer cannot read back */
+		r = tdm_fail(TDM_ECORRUPT, "%s: damaged records after offset %" PRIu64, name,
+		             from);
+	scan_free(&sc);
+	return r == 1 ? 0 : r;
+}
+
+/* The stored bitmaps of the chunks that appends extend, and the labels of
+ * the records after them. A bitmap or record that is not sound makes the
+ * shard's bitmaps be rebuilt from its files. */
 static int load_labels(struct writer *w, kv_txn *txn, wshard *ws)
 {
 	for (int attempt = 0;; attempt++) {
@@ -161,6 +188,10 @@ static int load_labels(struct writer *w, kv_txn *txn, wshard *ws)
 			r = lbl_acc_load(ws->labels, txn, SHARD_MAIN, ws->meta.main_len);
 		if (!r && ws->meta.recon_len)
 			r = lbl_acc_load(ws->labels, txn, SHARD_RECON, ws->meta.recon_len);
+		if (!r && !sealed_main(ws, MAIN))
+			r = load_tail_labels(w, ws, MAIN, ws->meta.labels_main_end);
+		if (!r && ws->meta.recon_len)
+			r = load_tail_labels(w, ws, RECON, ws->meta.labels_recon_end);
 		if (r != TDM_ECORRUPT || attempt)
 			return r;
 		if ((r = recover_shard_labels(w->s, txn, &ws->meta)))
@@ -685,9 +716,48 @@ static int64_t ms_since(const struct timespec *t)
 	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
+/* Puts the shard's changed label bitmaps (but the newest chunk's, with
+ * `keep_newest`) and moves its labels ends. */
+static int put_labels(wshard *ws, kv_txn *txn, int keep_newest)
+{
+	uint64_t covered[2];
+	int r = lbl_acc_flush(ws->labels, txn, ws->meta.main_len, ws->meta.recon_len,
+	                      keep_newest, covered);
+	if (!r) {
+		ws->meta.labels_main_end = covered[0];
+		ws->meta.labels_recon_end = covered[1];
+	}
+	return r;
+}
+
+/* At a sync, the bitmaps of the newest chunks too: a store at rest answers
+ * selective reads from its bitmaps alone. */
+static int put_newest_labels(struct writer *w)
+{
+	kv_txn *txn = NULL;
+	int r = 0;
+	for (size_t i = 0; i < w->n && !r; i++) {
+		wshard *ws = w->shards[i];
+		if (ws->meta.labels_main_end == ws->meta.main_len &&
+		    ws->meta.labels_recon_end == ws->meta.recon_len)
+			continue;
+		if (!txn && ((r = kv_reserve(w->s->kv)) || (r = kv_begin(&txn, w->s->kv, 1))))
+			return r;
+		if (!(r = put_labels(ws, txn, 0)))
+			r = index_meta_put(txn, &ws->meta);
+	}
+	if (r) {
+		kv_abort(txn);
+		return r;
+	}
+	return txn ? kv_commit(txn) : 0;
+}
+
 static int sync_all(struct writer *w)
 {
-	int r = sync_files(w, 0);
+	int r = put_newest_labels(w);
+	if (!r)
+		r = sync_files(w, 0);
 	if (!r)
 		r = kv_sync(w->s->kv);
 	if (!r) {
@@ -706,7 +776,7 @@ static int commit_batch(struct writer *w, kv_txn *txn)
 			ws->meta.main_len = ws->file[MAIN].written;
 			if (ws->file[RECON].fd >= 0)
 				ws->meta.recon_len = ws->file[RECON].written;
-			r = lbl_acc_flush(ws->labels, txn, ws->meta.main_len, ws->meta.recon_len);
+			r = put_labels(ws, txn, 1);
 			if (!r)
 				r = index_meta_put(txn, &ws->meta);
 		}
@@ -797,6 +867,11 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 failed:
 	s->failed = 1;
 	return r;
+}
+
+int writer_put_labels(tdm_store *s)
+{
+	return put_newest_labels(s->w);
 }
 
 int writer_sync(tdm_store *s)

@@ -743,6 +743,8 @@ static shard_meta sample_meta(int64_t shard)
 		.block_key = 1700000000000000000ll,
 		.block_min = 1699999999500000000ll,
 		.index_entries = 31,
+		.labels_main_end = 120000,
+		.labels_recon_end = 7890,
 	};
 	return m;
 }
@@ -774,7 +776,11 @@ START_TEST(test_meta_roundtrip)
 	ck_assert_int_eq(got.block_key, m.block_key);
 	ck_assert_int_eq(got.block_min, m.block_min);
 	ck_assert_uint_eq(got.index_entries, m.index_entries);
+	ck_assert_uint_eq(got.labels_main_end, m.labels_main_end);
+	ck_assert_uint_eq(got.labels_recon_end, m.labels_recon_end);
 	ck_assert_int_eq(index_meta_get(&got, t, 6), 0);
+	ck_assert_uint_eq(got.labels_main_end, SHARD_HEADER);
+	ck_assert_uint_eq(got.labels_recon_end, 0);
 	ck_assert_int_eq(got.max_ts, -1);
 	ck_assert_int_eq(got.min_ts, INT64_MAX);
 	ck_assert_int_eq(got.block_key, -1);
@@ -795,7 +801,7 @@ START_TEST(test_meta_malformed)
 {
 	kv_txn *t = begin(1);
 	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 9};
-	uint8_t val[96];
+	uint8_t val[128];
 	memset(val, 0, sizeof val);
 	/* A row of the wrong length. */
 	ck_assert_int_eq(kv_put(t, KV_SHARDS, key, 8, val, 40), 0);
@@ -809,9 +815,31 @@ START_TEST(test_meta_malformed)
 	m.block_off = m.main_len + 1;
 	ck_assert_int_eq(index_meta_put(t, &m), 0);
 	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
+	/* Labels ends past the lengths, or below the header. */
+	m = sample_meta(9);
+	m.labels_main_end = m.main_len + 1;
+	ck_assert_int_eq(index_meta_put(t, &m), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
+	m = sample_meta(9);
+	m.labels_recon_end = m.recon_len + 1;
+	ck_assert_int_eq(index_meta_put(t, &m), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
+	m = sample_meta(9);
+	m.labels_main_end = SHARD_HEADER - 1;
+	ck_assert_int_eq(index_meta_put(t, &m), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
 	m = sample_meta(9);
 	ck_assert_int_eq(index_meta_put(t, &m), 0);
 	ck_assert_int_eq(index_meta_get(&got, t, 9), 0);
+	/* A row of 14 fields (before labels ends): every bitmap was put. */
+	uint8_t old_row[128];
+	kv_val v;
+	ck_assert_int_eq(kv_get(&v, t, KV_SHARDS, key, 8), 0);
+	memcpy(old_row, v.data, 112);
+	ck_assert_int_eq(kv_put(t, KV_SHARDS, key, 8, old_row, 112), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), 0);
+	ck_assert_uint_eq(got.labels_main_end, m.main_len);
+	ck_assert_uint_eq(got.labels_recon_end, m.recon_len);
 	kv_abort(t);
 }
 END_TEST

@@ -24,9 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "hash.h"
+#include "index.h"
 #include "io.h"
 #include "kv.h"
 #include "labels.h"
@@ -564,6 +567,134 @@ START_TEST(test_damaged_bitmap)
 }
 END_TEST
 
+/* ---- the newest chunk ------------------------------------------------------ */
+
+typedef struct tails {
+	size_t shards, main, recon;
+} tails;
+
+static int count_tails(void *ctx, const shard_meta *m)
+{
+	tails *t = ctx;
+	t->shards++;
+	t->main += m->labels_main_end < m->main_len;
+	t->recon += m->labels_recon_end < m->recon_len;
+	return 0;
+}
+
+/* Shards whose newest chunk has records no stored bitmap holds yet. */
+static tails tails_of(tdm_store *s)
+{
+	kv_txn *txn;
+	tails t = {0, 0, 0};
+	ck_assert_int_eq(kv_begin(&txn, s->kv, 0), 0);
+	ck_assert_int_eq(index_meta_each(txn, 0, INT64_MAX, count_tails, &t), 0);
+	kv_abort(txn);
+	return t;
+}
+
+static void check_all_selectors(tdm_store *s, const tst_evlist *all, const char *what,
+                                int want_no_fallback)
+{
+	const tdm_match m1[] = {{"level", "error"}}, m2[] = {{"host", "web-1*"}, {"service", "api"}},
+	                m3[] = {{"note", "*"}}, m4[] = {{"type", "deleted"}};
+	const tdm_selector sels[][2] = {{{m1, 1}}, {{m2, 2}}, {{m3, 1}}, {{m4, 1}, {m2, 2}}};
+	const size_t n_sels[] = {1, 1, 1, 2};
+	for (size_t i = 0; i < 4; i++) {
+		/* cut ranges too: the scan of the newest chunk starts mid-run */
+		for (int64_t from = -5 * SEC; from < 60 * SEC; from += 7 * SEC) {
+			tdm_read_options ro = TDM_READ_OPTIONS_INIT;
+			tst_evlist part = {0};
+			tst_read_into(&part, s, T0 + from, T0 + from + 13 * SEC, &ro);
+			check_selector(s, T0 + from, T0 + from + 13 * SEC, 0, &part, sels[i],
+			               n_sels[i], what);
+			tst_evlist_free(&part);
+			ro.flags = TDM_READ_STORAGE_ORDER;
+			tst_read_into(&part, s, T0 + from, T0 + from + 13 * SEC, &ro);
+			check_selector(s, T0 + from, T0 + from + 13 * SEC, TDM_READ_STORAGE_ORDER,
+			               &part, sels[i], n_sels[i], what);
+			tst_evlist_free(&part);
+		}
+		check_selector(s, 0, INT64_MAX, 0, all, sels[i], n_sels[i], what);
+		tdm_read_options ro = TDM_READ_OPTIONS_INIT;
+		ro.where = sels[i];
+		ro.n_where = n_sels[i];
+		tdm_iter *it;
+		const tdm_event *ev;
+		ck_assert_int_eq(tdm_iter_open(&it, s, 0, INT64_MAX, &ro), 0);
+		while (tdm_iter_next(&ev, it) == 0)
+			;
+		if (want_no_fallback)
+			ck_assert_uint_eq(reader_fallbacks(it), 0);
+		tdm_iter_close(it);
+	}
+	check_counts(s, 0, INT64_MAX, all);
+}
+
+/* A writer keeps the newest chunk's bitmaps in memory (labels.c, L3). A
+ * writer that stops without closing leaves them unput: reads and counts
+ * scan those records, verify finds nothing wrong, and the next writer of
+ * the shard puts them. */
+START_TEST(test_newest_chunk)
+{
+	reader_scan_density = 0;
+	char *dir = tst_store_new(20 * SEC, 2 * SEC, 1024);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* every batch committed and synced, then killed */
+		tdm_store *s = NULL;
+		tst_evlist sent = {0};
+		if (tdm_store_open(&s, dir, &(tdm_open_options){TDM_OPEN_OPTIONS_VERSION, 0,
+		                                              TDM_DURABILITY_BATCH, 0, 0}))
+			_exit(2);
+		fill(s, &sent, 6000);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	tdm_store *s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	tails t = tails_of(s);
+	ck_assert_uint_ge(t.shards, 3);
+	ck_assert_uint_ge(t.main, 1); /* else this test tests nothing */
+	ck_assert_uint_ge(t.recon, 1);
+	tst_verify_clean(s);
+	tst_evlist all = tst_read_all(s, 0, INT64_MAX);
+	ck_assert_uint_eq(all.n, 6000);
+	check_all_selectors(s, &all, "newest chunks unput", 1);
+	tdm_store_close(s);
+
+	/* The next writer of each shard adds those records back, and puts them
+	 * at its close. */
+	s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	size_t added = 0;
+	for (size_t i = 0; i < all.n; i++) {
+		if (i && all.a[i]->ts / (20 * SEC) == all.a[i - 1]->ts / (20 * SEC))
+			continue;
+		tdm_event again = *all.a[i];
+		again.id ^= 0x5555;
+		tdm_append_result res;
+		ck_assert_int_eq(tdm_append(&res, NULL, s, &again, 1), 0);
+		ck_assert_uint_eq(res.appended, 1);
+		added++;
+	}
+	ck_assert_uint_eq(added, t.shards);
+	tdm_store_close(s);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	t = tails_of(s);
+	ck_assert_uint_eq(t.main + t.recon, 0);
+	tst_verify_clean(s);
+	tst_evlist after = tst_read_all(s, 0, INT64_MAX);
+	ck_assert_uint_eq(after.n, 6000 + added);
+	check_all_selectors(s, &after, "newest chunks put", 1);
+	tdm_store_close(s);
+	tst_evlist_free(&after);
+	tst_evlist_free(&all);
+	tst_tmpdir_drop(dir);
+}
+END_TEST
+
 /* An index made before the bitmaps (no "labels" mark): reads with
  * selectors scan, and the next writer rebuilds the index with them. */
 START_TEST(test_index_without_bitmaps)
@@ -643,7 +774,7 @@ START_TEST(test_keys_in_high_chunks)
 			                 0);
 			pairs++;
 		}
-	ck_assert_int_eq(lbl_acc_flush(acc, txn, 0, 0), 0);
+	ck_assert_int_eq(lbl_acc_flush(acc, txn, 0, 0, 0, NULL), 0);
 	lbl_acc_free(acc);
 	pair_seen ps = {0, 0};
 	int r = lbl_count(txn, 0, count_pair, &ps);
@@ -667,6 +798,7 @@ static Suite *labels_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, test_damaged_bitmap, 0, 2 * N_DAMAGE);
 	tcase_add_test(tc, test_index_without_bitmaps);
+	tcase_add_test(tc, test_newest_chunk);
 	tcase_add_test(tc, test_keys_in_high_chunks);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("bytes");
