@@ -139,10 +139,12 @@ int rec_event_check(const tdm_event *ev)
 }
 
 /* Key order of two pairs: their keys' bytes up to the NUL that ends the
- * shorter, as strcmp compares them. Keys are short and mostly differ
- * early: a byte loop, not a call. */
+ * shorter, as strcmp compares them. Keys mostly differ in their first
+ * bytes, which kpre holds: only keys alike there are read. */
 static int pair_key_cmp(const rec_pair *a, const rec_pair *b)
 {
+	if (a->kpre != b->kpre)
+		return a->kpre < b->kpre ? -1 : 1;
 	const uint8_t *x = a->bytes, *y = b->bytes;
 	size_t i = 0;
 	while (x[i] == y[i] && x[i])

@@ -46,6 +46,7 @@ typedef struct rec_pair {
 	uint32_t klen;     /* key bytes, without the NUL */
 	uint32_t len;      /* all the pair's bytes */
 	uint32_t id;       /* the writer's pair id (labelcache.h), or REC_NO_ID */
+	uint32_t kpre;     /* the key's first 4 bytes big-endian, 0 past its end */
 } rec_pair;
 #define REC_NO_ID UINT32_MAX
 
