@@ -1,14 +1,12 @@
 /* labelcache.c - checked label pairs by their bytes (labelcache.h).
  *
- * An open-addressing table over an array of entries, kept at most half
- * full and grown with them (a few pairs: a few cache lines); each slot
- * holds the high half of its pair's hash beside the entry's number, so a
- * probe reads the entry only on a likely match. An entry holds its key's
- * and value's words (str_words), which for labels of up to SHORT bytes
- * are all their bytes: the exact compare is a few word compares, without
- * reading the stored pair. The pairs' bytes are in arena blocks that live
- * as long as the entries (the cache's) or the batch (pairs that did not
- * fit). */
+ * An open-addressing table of entries (a cache line each), kept at most
+ * half full and grown with them (a few pairs: a few cache lines). An entry
+ * holds its key's and value's words (str_words), which for labels of up to
+ * SHORT bytes are all their bytes: a probe is one load and a few word
+ * compares, without reading the stored pair. The pairs' bytes are in
+ * arena blocks that live as long as the entries (the cache's) or the batch
+ * (pairs that did not fit). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +15,7 @@
 
 #define MIN_SLOTS_LOG2 6u
 #define MIN_SLOTS (1u << MIN_SLOTS_LOG2)
-#define MAX_SLOTS (LCACHE_PAIRS * 4u)
+#define MAX_SLOTS (LCACHE_PAIRS * 2u)
 #define MAX_PROBES 32u /* a longer chain is treated as full */
 #define BLOCK (64u * 1024u)
 #define SHORT 16u /* bytes a string's two words hold */
@@ -36,14 +34,13 @@ typedef struct block {
 typedef struct ent {
 	uint64_t w[4]; /* key words, value words (str_words) */
 	uint64_t hash;
-	rec_pair p;
+	rec_pair p;    /* p.bytes NULL: a free slot */
 } ent;
 
 struct lcache {
-	uint64_t *slots;       /* hash >> 32 << 32 | entry index + 1; 0 is free */
+	ent *slots;
 	uint32_t n_slots;
-	unsigned shift;        /* 64 - log2(n_slots): the hash's top bits pick the slot */
-	ent ents[LCACHE_PAIRS];
+	unsigned shift; /* 64 - log2(n_slots): the hash's top bits pick the slot */
 	uint32_t n;
 	size_t bytes;
 	uint64_t gen;
@@ -82,7 +79,7 @@ static uint8_t *block_alloc(block **list, size_t n)
 int lcache_new(lcache **out)
 {
 	lcache *c = calloc(1, sizeof *c);
-	uint64_t *slots = calloc(MIN_SLOTS, sizeof *slots);
+	ent *slots = calloc(MIN_SLOTS, sizeof *slots);
 	if (!c || !slots) {
 		free(c);
 		free(slots);
@@ -132,17 +129,24 @@ static inline uint64_t load(const char *s, int n)
 	return w;
 }
 
+static inline uint64_t rot32(uint64_t w)
+{
+	return w << 32 | w >> 32;
+}
+
 /* Two words that, with its length, hold every byte of a string of up to
  * SHORT bytes (overlapping loads, as XXH3 reads a short input): equal
  * words and lengths are equal bytes. A longer string's words are its first
- * and last eight bytes. */
+ * and last eight bytes. The last bytes, where labels most often differ
+ * (web-1, web-2), go in the low halves: in a product they reach the top
+ * bits (pair_hash). */
 static inline void str_words(uint64_t *a, uint64_t *b, const char *s, size_t n)
 {
 	if (n > 8) {
-		*a = load(s, 8);
-		*b = load(s + n - 8, 8);
+		*a = rot32(load(s, 8));
+		*b = rot32(load(s + n - 8, 8));
 	} else if (n >= 4) {
-		*a = load(s, 4) | load(s + n - 4, 4) << 32;
+		*a = load(s + n - 4, 4) | load(s, 4) << 32;
 		*b = 0;
 	} else {
 		*a = n ? (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << 8 |
@@ -189,15 +193,17 @@ static inline uint64_t pair_hash(const uint64_t w[4], size_t k, size_t v)
 static int grow(lcache *c)
 {
 	uint32_t n = c->n_slots * 2;
-	uint64_t *slots = calloc(n, sizeof *slots);
+	ent *slots = calloc(n, sizeof *slots);
 	if (!slots)
 		return -1;
 	unsigned shift = c->shift - 1;
-	for (uint32_t i = 0; i < c->n; i++) {
-		uint32_t s = (uint32_t)(c->ents[i].hash >> shift);
-		while (slots[s & (n - 1)])
+	for (uint32_t i = 0; i < c->n_slots; i++) {
+		if (!c->slots[i].p.bytes)
+			continue;
+		uint32_t s = (uint32_t)(c->slots[i].hash >> shift);
+		while (slots[s & (n - 1)].p.bytes)
 			s++;
-		slots[s & (n - 1)] = (c->ents[i].hash >> 32 << 32) | (i + 1);
+		slots[s & (n - 1)] = c->slots[i];
 	}
 	free(c->slots);
 	c->slots = slots;
@@ -210,7 +216,7 @@ static int grow(lcache *c)
  * kept if it fits. `w`, `h`: its words and hash; `free_slot`: where its
  * probe ended, or NULL past MAX_PROBES. */
 static int add(rec_pair *out, lcache *c, const tdm_label *l, size_t i, const uint64_t w[4],
-               uint64_t h, uint64_t *free_slot)
+               uint64_t h, ent *free_slot)
 {
 	size_t k, v;
 	int r = rec_label_check(&k, &v, l, i);
@@ -229,10 +235,10 @@ static int add(rec_pair *out, lcache *c, const tdm_label *l, size_t i, const uin
 		return 0;
 	}
 	out->id = c->n;
-	c->ents[c->n] = (ent){{w[0], w[1], w[2], w[3]}, h, *out};
-	*free_slot = (h >> 32 << 32) | ++c->n;
+	*free_slot = (ent){{w[0], w[1], w[2], w[3]}, h, *out};
+	c->n++;
 	c->bytes += len;
-	if (c->n * 4 > c->n_slots && c->n_slots < MAX_SLOTS)
+	if (c->n * 2 > c->n_slots && c->n_slots < MAX_SLOTS)
 		grow(c);
 	return 0;
 }
@@ -251,22 +257,16 @@ static inline int get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 	int long_pair = k > SHORT || v > SHORT;
 	if (long_pair)
 		h += str_middle(l->key, k) * 0x94d049bb133111ebull ^ str_middle(l->value, v);
-	/* Words alike but in their top bytes (web-1, web-2) differ only in
-	 * the sum's top byte: fold it down and multiply it back up. */
-	h ^= h >> 32;
-	h = h * 0x9e3779b97f4a7c15ull & LCACHE_HASH_MASK;
-	uint64_t tag = h >> 32 << 32, mask = c->n_slots - 1;
-	uint64_t *free_slot = NULL;
+	h &= LCACHE_HASH_MASK;
+	uint32_t mask = c->n_slots - 1;
+	ent *free_slot = NULL;
 	for (uint32_t s = (uint32_t)(h >> c->shift), probe = 0; probe < MAX_PROBES;
 	     s++, probe++) {
-		uint64_t *slot = &c->slots[s & mask];
-		if (!*slot) {
-			free_slot = slot;
+		ent *e = &c->slots[s & mask];
+		if (!e->p.bytes) {
+			free_slot = e;
 			break;
 		}
-		if ((*slot & ~0xffffffffull) != tag)
-			continue;
-		const ent *e = &c->ents[(uint32_t)*slot - 1];
 		if (e->w[0] == w[0] && e->w[1] == w[1] && e->w[2] == w[2] && e->w[3] == w[3] &&
 		    e->p.klen == k && e->p.len == k + v + 2 &&
 		    (!long_pair || (memcmp(e->p.bytes, l->key, k) == 0 &&
