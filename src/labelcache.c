@@ -1,21 +1,29 @@
 /* labelcache.c - checked label pairs by their bytes (labelcache.h).
  *
- * An open-addressing table over an array of entries, kept at most half
- * full and grown with them (a few pairs: a few cache lines); each slot
- * holds the high half of its pair's hash beside the entry's number, so a
- * probe reads the entry only on a likely match. The pairs' bytes are in
- * arena blocks that live as long as the entries (the cache's) or the
- * batch (pairs that did not fit). */
+ * An open-addressing table of entries (a cache line each), kept at most
+ * half full and grown with them (a few pairs: a few cache lines). An entry
+ * holds its key's and value's words (str_words), which for labels of up to
+ * SHORT bytes are all their bytes: a probe is one load and a few word
+ * compares, without reading the stored pair. The pairs' bytes are in
+ * arena blocks that live as long as the entries (the cache's) or the batch
+ * (pairs that did not fit). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "labelcache.h"
 
-#define MIN_SLOTS 64u
+#define MIN_SLOTS_LOG2 6u
+#define MIN_SLOTS (1u << MIN_SLOTS_LOG2)
 #define MAX_SLOTS (LCACHE_PAIRS * 2u)
 #define MAX_PROBES 32u /* a longer chain is treated as full */
 #define BLOCK (64u * 1024u)
+#define SHORT 16u /* bytes a string's two words hold */
+
+/* Tests build this file with a mask that makes pairs collide. */
+#ifndef LCACHE_HASH_MASK
+#define LCACHE_HASH_MASK UINT64_MAX
+#endif
 
 typedef struct block {
 	struct block *next;
@@ -24,14 +32,15 @@ typedef struct block {
 } block;
 
 typedef struct ent {
+	uint64_t w[4]; /* key words, value words (str_words) */
 	uint64_t hash;
-	rec_pair p;
+	rec_pair p;    /* p.bytes NULL: a free slot */
 } ent;
 
 struct lcache {
-	uint64_t *slots;       /* hash >> 32 << 32 | entry index + 1; 0 is free */
+	ent *slots;
 	uint32_t n_slots;
-	ent ents[LCACHE_PAIRS];
+	unsigned shift; /* 64 - log2(n_slots): the hash's top bits pick the slot */
 	uint32_t n;
 	size_t bytes;
 	uint64_t gen;
@@ -70,7 +79,7 @@ static uint8_t *block_alloc(block **list, size_t n)
 int lcache_new(lcache **out)
 {
 	lcache *c = calloc(1, sizeof *c);
-	uint64_t *slots = calloc(MIN_SLOTS, sizeof *slots);
+	ent *slots = calloc(MIN_SLOTS, sizeof *slots);
 	if (!c || !slots) {
 		free(c);
 		free(slots);
@@ -78,6 +87,7 @@ int lcache_new(lcache **out)
 	}
 	c->slots = slots;
 	c->n_slots = MIN_SLOTS;
+	c->shift = 64 - MIN_SLOTS_LOG2;
 	*out = c;
 	return 0;
 }
@@ -112,23 +122,6 @@ uint64_t lcache_gen(const lcache *c)
 	return c->gen;
 }
 
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-	return h << 27 | h >> 37;
-}
-
-/* MurmurHash3's finalizer: every input bit reaches the low bits that pick
- * the slot. */
-static inline uint64_t avalanche(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ h >> 33;
-}
-
 static inline uint64_t load(const char *s, int n)
 {
 	uint64_t w = 0;
@@ -136,45 +129,63 @@ static inline uint64_t load(const char *s, int n)
 	return w;
 }
 
-/* Eight bytes at a time; a short tail in overlapping loads rather than
- * byte by byte (as XXH3 does); the length is mixed in so that key and
- * value boundaries count. */
-static inline uint64_t hash_str(uint64_t h, const char *s, size_t n)
+static inline uint64_t rot32(uint64_t w)
 {
-	uint64_t w;
-	if (n >= 8) {
-		size_t i = 0;
-		for (; i + 8 < n; i += 8)
-			h = mix(h, load(s + i, 8));
-		w = load(s + n - 8, 8);
-	} else if (n >= 4) {
-		w = load(s, 4) | load(s + n - 4, 4) << 32;
-	} else if (n) {
-		w = (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << 8 |
-		    (uint64_t)(uint8_t)s[n - 1] << 16;
-	} else {
-		w = 0;
-	}
-	return mix(h, w ^ (uint64_t)n << 56);
+	return w << 32 | w >> 32;
 }
 
-/* memcmp(a, b, n) == 0 for the short strings labels are, without a call. */
-static inline int same(const uint8_t *a, const char *b, size_t n)
+/* Two words that, with its length, hold every byte of a string of up to
+ * SHORT bytes (overlapping loads, as XXH3 reads a short input): equal
+ * words and lengths are equal bytes. A longer string's words are its first
+ * and last eight bytes. The last bytes, where labels most often differ
+ * (web-1, web-2), go in the low halves: in a product they reach the top
+ * bits (pair_hash). */
+static inline void str_words(uint64_t *a, uint64_t *b, const char *s, size_t n)
 {
-	if (n >= 8) {
-		size_t i = 0;
-		for (; i + 8 < n; i += 8)
-			if (load((const char *)a + i, 8) != load(b + i, 8))
-				return 0;
-		return load((const char *)a + n - 8, 8) == load(b + n - 8, 8);
+	if (n > 8) {
+		*a = rot32(load(s, 8));
+		*b = rot32(load(s + n - 8, 8));
+	} else if (n >= 4) {
+		*a = load(s + n - 4, 4) | load(s, 4) << 32;
+		*b = 0;
+	} else {
+		*a = n ? (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << 8 |
+		                 (uint64_t)(uint8_t)s[n - 1] << 16
+		       : 0;
+		*b = 0;
 	}
-	if (n >= 4)
-		return load((const char *)a, 4) == load(b, 4) &&
-		       load((const char *)a + n - 4, 4) == load(b + n - 4, 4);
-	for (size_t i = 0; i < n; i++)
-		if (a[i] != (uint8_t)b[i])
-			return 0;
-	return 1;
+}
+
+/* The bytes of a long string its words miss. */
+static uint64_t str_middle(const char *s, size_t n)
+{
+	uint64_t h = 0;
+	for (size_t i = 8; i + 8 < n; i += 8) {
+		h = (h ^ load(s + i, 8)) * 0x9e3779b97f4a7c15ull;
+		h = h << 27 | h >> 37;
+	}
+	return h;
+}
+
+/* The key's first four bytes, big-endian, zero past its end: compared as
+ * numbers, they order keys as strcmp does (rec_pair.kpre). */
+static uint32_t key_order(const char *key, size_t k)
+{
+	uint32_t o = 0;
+	for (size_t i = 0; i < 4; i++)
+		o = o << 8 | (i < k ? (uint8_t)key[i] : 0);
+	return o;
+}
+
+/* Products summed, not chained: they run side by side, and the top bits
+ * of a product depend on every bit of its word. Quality only sets probe
+ * lengths: a match is an exact compare, and MAX_PROBES bounds a chain
+ * however the pairs collide. */
+static inline uint64_t pair_hash(const uint64_t w[4], size_t k, size_t v)
+{
+	return w[0] * 0x9e3779b97f4a7c15ull + w[1] * 0xc2b2ae3d27d4eb4full +
+	       w[2] * 0x165667b19e3779f9ull + w[3] * 0xd6e8feb86659fd93ull +
+	       ((uint64_t)k << 32 | v) * 0xff51afd7ed558ccdull;
 }
 
 /* Doubles the table; 0 or -1 when memory is short (the cache then stays
@@ -182,47 +193,32 @@ static inline int same(const uint8_t *a, const char *b, size_t n)
 static int grow(lcache *c)
 {
 	uint32_t n = c->n_slots * 2;
-	uint64_t *slots = calloc(n, sizeof *slots);
+	ent *slots = calloc(n, sizeof *slots);
 	if (!slots)
 		return -1;
-	for (uint32_t i = 0; i < c->n; i++) {
-		uint32_t s = (uint32_t)c->ents[i].hash;
-		while (slots[s & (n - 1)])
+	unsigned shift = c->shift - 1;
+	for (uint32_t i = 0; i < c->n_slots; i++) {
+		if (!c->slots[i].p.bytes)
+			continue;
+		uint32_t s = (uint32_t)(c->slots[i].hash >> shift);
+		while (slots[s & (n - 1)].p.bytes)
 			s++;
-		slots[s & (n - 1)] = (c->ents[i].hash >> 32 << 32) | (i + 1);
+		slots[s & (n - 1)] = c->slots[i];
 	}
 	free(c->slots);
 	c->slots = slots;
 	c->n_slots = n;
+	c->shift = shift;
 	return 0;
 }
 
-int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
+/* A pair not in the cache: checked as rec_event_check checks it, then
+ * kept if it fits. `w`, `h`: its words and hash; `free_slot`: where its
+ * probe ended, or NULL past MAX_PROBES. */
+static int add(rec_pair *out, lcache *c, const tdm_label *l, size_t i, const uint64_t w[4],
+               uint64_t h, ent *free_slot)
 {
 	size_t k, v;
-	if (!l->key || !l->value)
-		return rec_label_check(&k, &v, l, i);
-	k = strlen(l->key);
-	v = strlen(l->value);
-	uint64_t h = avalanche(hash_str(hash_str(0, l->key, k), l->value, v));
-	uint64_t tag = h >> 32 << 32, mask = c->n_slots - 1;
-	uint64_t *free_slot = NULL;
-	for (uint32_t s = (uint32_t)h, probe = 0; probe < MAX_PROBES; s++, probe++) {
-		uint64_t *slot = &c->slots[s & mask];
-		if (!*slot) {
-			free_slot = slot;
-			break;
-		}
-		if ((*slot & ~0xffffffffull) != tag)
-			continue;
-		const ent *e = &c->ents[(uint32_t)*slot - 1];
-		if (e->p.klen == k && e->p.len == k + v + 2 && same(e->p.bytes, l->key, k) &&
-		    same(e->p.bytes + k + 1, l->value, v)) {
-			*out = e->p;
-			return 0;
-		}
-	}
-	/* Not seen: checked as rec_event_check checks it. */
 	int r = rec_label_check(&k, &v, l, i);
 	if (r)
 		return r;
@@ -233,16 +229,66 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 		return tdm_fail(TDM_ENOMEM, "out of memory");
 	memcpy(bytes, l->key, k + 1);
 	memcpy(bytes + k + 1, l->value, v + 1);
-	*out = (rec_pair){bytes, (uint32_t)k, (uint32_t)len, REC_NO_ID};
+	*out = (rec_pair){bytes, (uint32_t)k, (uint32_t)len, REC_NO_ID, key_order(l->key, k)};
 	if (!keep) {
 		c->full = 1;
 		return 0;
 	}
 	out->id = c->n;
-	c->ents[c->n] = (ent){h, *out};
-	*free_slot = tag | ++c->n;
+	*free_slot = (ent){{w[0], w[1], w[2], w[3]}, h, *out};
+	c->n++;
 	c->bytes += len;
 	if (c->n * 2 > c->n_slots && c->n_slots < MAX_SLOTS)
 		grow(c);
+	return 0;
+}
+
+static inline int get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
+{
+	if (!l->key || !l->value) {
+		size_t k, v;
+		return rec_label_check(&k, &v, l, i);
+	}
+	size_t k = strlen(l->key), v = strlen(l->value);
+	uint64_t w[4];
+	str_words(&w[0], &w[1], l->key, k);
+	str_words(&w[2], &w[3], l->value, v);
+	uint64_t h = pair_hash(w, k, v);
+	int long_pair = k > SHORT || v > SHORT;
+	if (long_pair)
+		h += str_middle(l->key, k) * 0x94d049bb133111ebull ^ str_middle(l->value, v);
+	h &= LCACHE_HASH_MASK;
+	uint32_t mask = c->n_slots - 1;
+	ent *free_slot = NULL;
+	for (uint32_t s = (uint32_t)(h >> c->shift), probe = 0; probe < MAX_PROBES;
+	     s++, probe++) {
+		ent *e = &c->slots[s & mask];
+		if (!e->p.bytes) {
+			free_slot = e;
+			break;
+		}
+		if (e->w[0] == w[0] && e->w[1] == w[1] && e->w[2] == w[2] && e->w[3] == w[3] &&
+		    e->p.klen == k && e->p.len == k + v + 2 &&
+		    (!long_pair || (memcmp(e->p.bytes, l->key, k) == 0 &&
+		                    memcmp(e->p.bytes + k + 1, l->value, v) == 0))) {
+			*out = e->p;
+			return 0;
+		}
+	}
+	return add(out, c, l, i, w, h, free_slot);
+}
+
+int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
+{
+	return get(out, c, l, i);
+}
+
+int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = get(&out[i], c, &l[i], i);
+		if (r)
+			return r;
+	}
 	return 0;
 }

@@ -40,4 +40,7 @@ uint64_t lcache_gen(const lcache *c);
  * TDM_EINVAL with rec_event_check's message, or TDM_ENOMEM. */
 int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i);
 
+/* lcache_get of an event's `n` labels into out[0..n-1], in one call. */
+int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n);
+
 #endif

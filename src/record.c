@@ -139,10 +139,12 @@ int rec_event_check(const tdm_event *ev)
 }
 
 /* Key order of two pairs: their keys' bytes up to the NUL that ends the
- * shorter, as strcmp compares them. Keys are short and mostly differ
- * early: a byte loop, not a call. */
+ * shorter, as strcmp compares them. Keys mostly differ in their first
+ * bytes, which kpre holds: only keys alike there are read. */
 static int pair_key_cmp(const rec_pair *a, const rec_pair *b)
 {
+	if (a->kpre != b->kpre)
+		return a->kpre < b->kpre ? -1 : 1;
 	const uint8_t *x = a->bytes, *y = b->bytes;
 	size_t i = 0;
 	while (x[i] == y[i] && x[i])
@@ -155,16 +157,23 @@ int rec_pairs_sort_check(uint32_t *labels_len, rec_pair *p, size_t n)
 	size_t bytes = 0;
 	int same = 0;
 	/* Every two keys that end up next to each other were compared when
-	 * the later of them was inserted: equal keys show there. */
+	 * the later of them was inserted: equal keys show there. Pairs mostly
+	 * come in key order: then a pair is compared, not moved (nor read
+	 * whole, just after lcache_get_all wrote it). */
 	for (size_t i = 0; i < n; i++) {
+		bytes += p[i].len;
+		int c = i ? pair_key_cmp(&p[i - 1], &p[i]) : -1;
+		same |= c == 0;
+		if (c <= 0)
+			continue;
 		rec_pair x = p[i];
 		size_t j = i;
-		int c = 1;
-		for (; j > 0 && (c = pair_key_cmp(&p[j - 1], &x)) > 0; j--)
+		do {
 			p[j] = p[j - 1];
+			j--;
+		} while (j > 0 && (c = pair_key_cmp(&p[j - 1], &x)) > 0);
 		same |= c == 0;
 		p[j] = x;
-		bytes += x.len;
 	}
 	for (size_t i = 1; same && i < n; i++)
 		if (pair_key_cmp(&p[i - 1], &p[i]) == 0)

@@ -46,6 +46,7 @@ typedef struct rec_pair {
 	uint32_t klen;     /* key bytes, without the NUL */
 	uint32_t len;      /* all the pair's bytes */
 	uint32_t id;       /* the writer's pair id (labelcache.h), or REC_NO_ID */
+	uint32_t kpre;     /* the key's first 4 bytes big-endian, 0 past its end */
 } rec_pair;
 #define REC_NO_ID UINT32_MAX
 
@@ -58,9 +59,10 @@ int rec_event_check_fields(const tdm_event *ev);
  * rec_event_check's message. */
 int rec_label_check(size_t *klen, size_t *vlen, const tdm_label *l, size_t i);
 
-/* Sorts an event's checked pairs by key and checks what rec_event_check
- * checks across them (unique keys, total bytes); 0 with the label bytes in
- * `*labels_len`, or TDM_EINVAL with rec_event_check's message. */
+/* Sorts an event's checked pairs (kpre set) by key and checks what
+ * rec_event_check checks across them (unique keys, total bytes); 0 with
+ * the label bytes in `*labels_len`, or TDM_EINVAL with rec_event_check's
+ * message. */
 int rec_pairs_sort_check(uint32_t *labels_len, rec_pair *p, size_t n);
 
 /* rec_encode of an event whose labels are `p` (n pairs, sorted by

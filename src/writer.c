@@ -604,8 +604,8 @@ static int prepare(struct writer *w, const tdm_event *events, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const tdm_event *ev = &events[i];
 		int r = rec_event_check_fields(ev);
-		for (size_t j = 0; !r && j < ev->n_labels; j++)
-			r = lcache_get(&p[j], w->lc, &ev->labels[j], j);
+		if (!r)
+			r = lcache_get_all(p, w->lc, ev->labels, ev->n_labels);
 		if (!r)
 			r = rec_pairs_sort_check(&w->labels_len[i], p, ev->n_labels);
 		if (r)

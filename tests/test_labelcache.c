@@ -196,6 +196,99 @@ START_TEST(test_bad_labels)
 }
 END_TEST
 
+/* Keys of every length up to 40 and values of every length up to 40,
+ * through each shape of the words that hold them: each pair its own. */
+START_TEST(test_lengths)
+{
+	lcache *c;
+	ck_assert_int_eq(lcache_new(&c), 0);
+	lcache_batch(c);
+	char k[48], v[48];
+	uint32_t id = 0;
+	for (size_t kn = 1; kn <= 40; kn++)
+		for (size_t vn = 0; vn <= 40; vn += 3) {
+			memset(k, 'a', kn);
+			k[kn] = '\0';
+			k[kn - 1] = 'z'; /* the last byte of one word, the first of another */
+			memset(v, 'b', vn);
+			v[vn] = '\0';
+			ck_assert_uint_eq(get_ok(c, k, v).id, id++);
+		}
+	/* The same text from other buffers: the same pairs. */
+	id = 0;
+	for (size_t kn = 1; kn <= 40; kn++)
+		for (size_t vn = 0; vn <= 40; vn += 3) {
+			char k2[48], v2[48];
+			memset(k2, 'a', kn);
+			k2[kn] = '\0';
+			k2[kn - 1] = 'z';
+			memset(v2, 'b', vn);
+			v2[vn] = '\0';
+			ck_assert_uint_eq(get_ok(c, k2, v2).id, id++);
+		}
+	lcache_free(c);
+}
+END_TEST
+
+static int label_key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const tdm_label *)a)->key, ((const tdm_label *)b)->key);
+}
+
+/* An event's labels resolved and sorted as prepare() does (lcache_get_all,
+ * rec_pairs_sort_check), against rec_event_check and strcmp order: keys
+ * alike in their first bytes (which kpre holds) or in all of them, past
+ * ASCII, in any order, with duplicates. */
+START_TEST(test_sort_check)
+{
+	static const char *const keys[] = {
+		"a", "ab", "abc", "abcd", "abcde", "abcdf", "abce", "abd", "b",
+		"host", "hosts", "hostname", "\xc3\xa9", "\xc3\xa9t\xc3\xa9", "z", "zz",
+		"\x7f", "0", "A", "abcd\xc3\xa9",
+	};
+	enum { NK = sizeof keys / sizeof keys[0] };
+	lcache *c;
+	ck_assert_int_eq(lcache_new(&c), 0);
+	tst_rng r;
+	tst_rng_seed(&r, 11);
+	size_t refused = 0;
+	for (int round = 0; round < 20000; round++) {
+		lcache_batch(c);
+		tdm_label l[8];
+		size_t n = (size_t)tst_rng_range(&r, 9);
+		for (size_t i = 0; i < n; i++)
+			l[i] = (tdm_label){keys[tst_rng_range(&r, NK)],
+			                   tst_rng_chance(&r, 2) ? "v" : "other"};
+		tdm_event ev = {.ts = T0, .labels = l, .n_labels = n};
+		int want = rec_event_check(&ev);
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", want ? tdm_error_message() : "");
+		rec_pair p[8];
+		uint32_t len = 0;
+		int got = lcache_get_all(p, c, l, n);
+		ck_assert_int_eq(got, 0);
+		got = rec_pairs_sort_check(&len, p, n);
+		ck_assert_int_eq(got, want);
+		if (want) {
+			ck_assert_str_eq(tdm_error_message(), msg);
+			refused++;
+			continue;
+		}
+		tdm_label sorted[8];
+		memcpy(sorted, l, n * sizeof *l);
+		qsort(sorted, n, sizeof *sorted, label_key_cmp);
+		size_t bytes = 0;
+		for (size_t i = 0; i < n; i++) {
+			expect_pair(&p[i], sorted[i].key, sorted[i].value);
+			bytes += p[i].len;
+		}
+		ck_assert_uint_eq(len, bytes);
+	}
+	ck_assert_uint_gt(refused, 1000); /* duplicate keys were met */
+	lcache_free(c);
+}
+END_TEST
+
 static size_t count_all(tdm_store *s)
 {
 	tst_evlist all = tst_read_all(s, 0, INT64_MAX);
@@ -375,6 +468,8 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("cache");
 	tcase_add_test(tc, test_found_by_bytes);
 	tcase_add_test(tc, test_bounds);
+	tcase_add_test(tc, test_lengths);
+	tcase_add_test(tc, test_sort_check);
 	tcase_add_test(tc, test_bad_labels);
 	tcase_add_test(tc, test_append_refuses_batch);
 	tcase_add_test(tc, test_rewritten_buffers);
