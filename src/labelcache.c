@@ -37,7 +37,17 @@ typedef struct ent {
 	rec_pair p;    /* p.bytes NULL: a free slot */
 } ent;
 
+/* A label looked up in this batch, by the caller's pointers. */
+typedef struct seen {
+	const char *key, *value;
+	uint64_t batch;
+	rec_pair p;
+} seen;
+#define SEEN_LOG2 9u
+
 struct lcache {
+	seen by_ptr[1u << SEEN_LOG2];
+	uint64_t batch_no; /* starts at 1: a zeroed `seen` matches no batch */
 	ent *slots;
 	uint32_t n_slots;
 	unsigned shift; /* 64 - log2(n_slots): the hash's top bits pick the slot */
@@ -88,6 +98,7 @@ int lcache_new(lcache **out)
 	c->slots = slots;
 	c->n_slots = MIN_SLOTS;
 	c->shift = 64 - MIN_SLOTS_LOG2;
+	c->batch_no = 1;
 	*out = c;
 	return 0;
 }
@@ -104,6 +115,7 @@ void lcache_free(lcache *c)
 
 void lcache_batch(lcache *c)
 {
+	c->batch_no++;
 	blocks_free(c->batch);
 	c->batch = NULL;
 	if (!c->full)
@@ -283,12 +295,26 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 	return get(out, c, l, i);
 }
 
+/* During one tdm_append the caller's events and strings are const, so a
+ * label with the very key and value pointers of one already looked up in
+ * this batch is that pair: callers that label from constant strings skip
+ * the lookup. Never across batches, when the caller may reuse its buffers
+ * for other text. */
 int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		uint64_t h = ((uint64_t)(uintptr_t)l[i].key ^
+		              (uint64_t)(uintptr_t)l[i].value * 0x9e3779b97f4a7c15ull) *
+		             0xff51afd7ed558ccdull;
+		seen *m = &c->by_ptr[h >> (64 - SEEN_LOG2)];
+		if (m->batch == c->batch_no && m->key == l[i].key && m->value == l[i].value) {
+			out[i] = m->p;
+			continue;
+		}
 		int r = get(&out[i], c, &l[i], i);
 		if (r)
 			return r;
+		*m = (seen){l[i].key, l[i].value, c->batch_no, out[i]};
 	}
 	return 0;
 }

@@ -98,6 +98,39 @@ START_TEST(test_found_by_bytes)
 }
 END_TEST
 
+/* lcache_get_all remembers labels by pointer within a batch only. */
+START_TEST(test_by_pointer)
+{
+	lcache *c;
+	ck_assert_int_eq(lcache_new(&c), 0);
+	/* A NULL label is refused even before the first batch and when its
+	 * pointers match the (zeroed) memory of the memo. */
+	tdm_label null_label = {NULL, NULL};
+	rec_pair p[4];
+	ck_assert_int_eq(lcache_get_all(p, c, &null_label, 1), TDM_EINVAL);
+	lcache_batch(c);
+	ck_assert_int_eq(lcache_get_all(p, c, &null_label, 1), TDM_EINVAL);
+	char v[16] = "web-1";
+	const tdm_label l[4] = {{"host", v}, {"level", "info"}, {"host", v}, {"level", "info"}};
+	ck_assert_int_eq(lcache_get_all(p, c, l, 2), 0);
+	ck_assert_int_eq(lcache_get_all(p + 2, c, l + 2, 2), 0);
+	ck_assert_ptr_eq(p[2].bytes, p[0].bytes);
+	ck_assert_ptr_eq(p[3].bytes, p[1].bytes);
+	ck_assert_str_eq((const char *)p[0].bytes + 5, "web-1");
+	/* The next batch: the same buffer with other text is another pair. */
+	lcache_batch(c);
+	strcpy(v, "web-22");
+	ck_assert_int_eq(lcache_get_all(p, c, l, 1), 0);
+	ck_assert_uint_eq(p[0].len, sizeof "host" + sizeof "web-22");
+	ck_assert_str_eq((const char *)p[0].bytes + 5, "web-22");
+	/* ...and a bad text in a remembered buffer is refused. */
+	lcache_batch(c);
+	v[0] = (char)0xff;
+	ck_assert_int_eq(lcache_get_all(p, c, l, 1), TDM_EINVAL);
+	lcache_free(c);
+}
+END_TEST
+
 START_TEST(test_bounds)
 {
 	lcache *c;
@@ -467,6 +500,7 @@ static Suite *suite(void)
 	Suite *su = suite_create("labelcache");
 	TCase *tc = tcase_create("cache");
 	tcase_add_test(tc, test_found_by_bytes);
+	tcase_add_test(tc, test_by_pointer);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_lengths);
 	tcase_add_test(tc, test_sort_check);

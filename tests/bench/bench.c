@@ -140,7 +140,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 {
 	enum { O_ENGINE = 256, O_DIR, O_WORKLOAD, O_EVENTS, O_PAYLOAD, O_BATCH,
 	       O_LABELS, O_SYNC, O_SEED, O_READ, O_WINDOWS, O_WINDOW_MS,
-	       O_HELP, O_WHERE };
+	       O_HELP, O_WHERE, O_LABEL_TEXT };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, O_ENGINE},
 		{"dir", required_argument, NULL, O_DIR},
@@ -156,6 +156,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"window-ms", required_argument, NULL, O_WINDOW_MS},
 		{"help", no_argument, NULL, O_HELP},
 		{"where", required_argument, NULL, O_WHERE},
+		{"label-text", required_argument, NULL, O_LABEL_TEXT},
 		{NULL, 0, NULL, 0},
 	};
 	const char *engine = "tidemark";
@@ -202,6 +203,15 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case O_LABELS:
 			a->wl.n_labels = parse_u64("--labels", optarg, 0,
 			                           WL_MAX_LABELS);
+			a->given_write_only = 1;
+			break;
+		case O_LABEL_TEXT:
+			if (strcmp(optarg, "shared") == 0)
+				a->wl.own_label_text = 0;
+			else if (strcmp(optarg, "own") == 0)
+				a->wl.own_label_text = 1;
+			else
+				usage_error("--label-text wants shared or own, not '%s'", optarg);
 			a->given_write_only = 1;
 			break;
 		case O_SYNC:

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	if (mode < 0)
 		usage();
 
-	struct workload w = {WL_OOO, seed, 100, 0};
+	struct workload w = {WL_OOO, seed, 100, 0, 0};
 	struct wl_batch b;
 	uint8_t *state = calloc(events, 1);
 	if (!state || wl_batch_init(&b, &w, 1)) {

@@ -119,6 +119,11 @@ int wl_batch_init(struct wl_batch *b, const struct workload *w, size_t cap)
 	b->events = calloc(cap, sizeof *b->events);
 	b->labels = calloc(cap * w->n_labels + 1, sizeof *b->labels);
 	b->payloads = malloc(cap * w->payload_len + 1);
+	if (w->own_label_text && w->n_labels &&
+	    !(b->label_text = malloc(cap * w->n_labels * WL_LABEL_TEXT))) {
+		wl_batch_free(b);
+		return -1;
+	}
 	if (!b->events || !b->labels || !b->payloads) {
 		wl_batch_free(b);
 		return -1;
@@ -132,6 +137,7 @@ void wl_batch_free(struct wl_batch *b)
 	free(b->events);
 	free(b->labels);
 	free(b->payloads);
+	free(b->label_text);
 	memset(b, 0, sizeof *b);
 }
 
@@ -201,6 +207,14 @@ void wl_generate(struct wl_batch *b, const struct workload *w, uint64_t first,
 			                    : (unsigned)wl_rng_below(&r, N_VALUES);
 			labels[j].key = label_keys[j];
 			labels[j].value = label_values[j][v];
+			if (b->label_text) { /* "key\0value\0" of this event's own */
+				char *t = b->label_text + (k * w->n_labels + j) * WL_LABEL_TEXT;
+				size_t kl = strlen(label_keys[j]) + 1;
+				memcpy(t, label_keys[j], kl);
+				memcpy(t + kl, label_values[j][v], strlen(label_values[j][v]) + 1);
+				labels[j].key = t;
+				labels[j].value = t + kl;
+			}
 		}
 
 		ev->ts = ts;

@@ -14,6 +14,7 @@
 #define WL_BASE_TS 1700000000000000000LL /* event 0 */
 #define WL_STEP_NS 1000000LL             /* 1 ms between events */
 #define WL_MAX_LABELS 16                 /* what --labels accepts */
+#define WL_LABEL_TEXT 40                 /* bytes of one label's own text */
 
 enum wl_kind { WL_INORDER, WL_OOO, WL_LATE };
 
@@ -37,6 +38,8 @@ struct workload {
 	uint64_t seed;
 	size_t payload_len; /* exact bytes per payload */
 	size_t n_labels;    /* labels per event, <= WL_MAX_LABELS */
+	int own_label_text; /* each event's labels in text of their own, as a
+	                       parser makes them; else shared constant strings */
 };
 
 /* One batch of generated events and the memory behind them. */
@@ -44,6 +47,7 @@ struct wl_batch {
 	struct bench_event *events;
 	struct bench_label *labels; /* cap * n_labels */
 	char *payloads;             /* cap * payload_len */
+	char *label_text;           /* cap * n_labels * WL_LABEL_TEXT, or NULL */
 	size_t cap;
 };
 
