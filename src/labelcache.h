@@ -5,8 +5,8 @@
  * accumulator finds its entry without hashing the pair again.
  *
  * A label is found by its bytes: a hash of them, then an exact compare
- * with the stored pair; never by the caller's pointers, which may be
- * reused for other text.
+ * with the stored pair; by the caller's pointers only within one batch
+ * (lcache_get_all), never across batches, when they may hold other text.
  *
  * Bounded: at most LCACHE_PAIRS pairs and LCACHE_BYTES bytes. Past that,
  * new pairs of the batch are checked and kept only until the next batch
