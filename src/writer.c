@@ -591,6 +591,8 @@ static int prepare(struct writer *w, const tdm_event *events, size_t n)
 		w->labels_len = p;
 		w->events_cap = n;
 	}
+	if (!total)
+		total = 1; /* a batch without labels still steps a pointer through it */
 	if (total > w->pairs_cap) {
 		rec_pair *p = realloc(w->pairs, total * sizeof *p);
 		if (!p)
