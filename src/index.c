@@ -62,6 +62,13 @@ static void meta_decode(shard_meta *m, int64_t shard, const uint8_t *p,
 	m->labels_recon_end = len >= 8 * META_FIELDS ? get_le(p + 120, 8) : m->recon_len;
 }
 
+/* What lies past a labels end is in the chunk that holds the file's end
+ * (labels.c, L3): a writer loads only that chunk's bitmaps. */
+static int labels_end_sound(uint64_t labels_end, uint64_t len)
+{
+	return labels_end == len || labels_end >> LBL_CHUNK_BITS == len >> LBL_CHUNK_BITS;
+}
+
 static int meta_len_ok(size_t len)
 {
 	return len == 8 * META_FIELDS || len == 8 * META_FIELDS_V2 ||
@@ -75,7 +82,9 @@ static int meta_sound(const shard_meta *m)
 	       (m->recon_len == 0 || m->recon_len >= SHARD_HEADER) &&
 	       m->labels_main_end >= SHARD_HEADER && m->labels_main_end <= m->main_len &&
 	       (m->recon_len ? m->labels_recon_end >= SHARD_HEADER : m->labels_recon_end == 0) &&
-	       m->labels_recon_end <= m->recon_len;
+	       m->labels_recon_end <= m->recon_len &&
+	       labels_end_sound(m->labels_main_end, m->main_len) &&
+	       labels_end_sound(m->labels_recon_end, m->recon_len);
 }
 
 int index_meta_get(shard_meta *out, kv_txn *txn, int64_t shard)

@@ -825,6 +825,14 @@ START_TEST(test_meta_malformed)
 	ck_assert_int_eq(index_meta_put(t, &m), 0);
 	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
 	m = sample_meta(9);
+	m.main_len = (3u << 20) + 500;
+	m.labels_main_end = (3u << 20) - 100; /* records past it in two chunks */
+	ck_assert_int_eq(index_meta_put(t, &m), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
+	m.labels_main_end = (3u << 20) + 100;
+	ck_assert_int_eq(index_meta_put(t, &m), 0);
+	ck_assert_int_eq(index_meta_get(&got, t, 9), 0);
+	m = sample_meta(9);
 	m.labels_main_end = SHARD_HEADER - 1;
 	ck_assert_int_eq(index_meta_put(t, &m), 0);
 	ck_assert_int_eq(index_meta_get(&got, t, 9), TDM_ECORRUPT);
