@@ -141,6 +141,23 @@ def read_store(test, store):
     return sizes
 
 
+def assert_selected_batch(test, store, batch):
+    """A read with --where batch=B right after a crash (label bitmaps of
+    the newest chunks not put yet) returns the whole acked batch B, and
+    nothing else."""
+    rc, out, err = run(TIDEMARK, "read", store, "--where", "batch=%d" % batch)
+    test.assertEqual(rc, 0, err)
+    lines = out.splitlines()
+    test.assertTrue(lines, "batch %d: no event selected" % batch)
+    sizes = set()
+    for line in lines:
+        labels = json.loads(line)["labels"]
+        test.assertEqual(int(labels["batch"]), batch)
+        sizes.add(int(labels["size"]))
+    test.assertEqual(len(sizes), 1)
+    test.assertEqual(len(lines), sizes.pop(), "batch %d read in part" % batch)
+
+
 def assert_verify(test, store):
     rc, out, err = run(TIDEMARK, "verify", store)
     test.assertEqual(rc, 0, (out + err).decode("utf-8", "replace"))
@@ -247,6 +264,8 @@ class KillTest(StoreTest):
                                    "--batch-size", batch_size, "--loops", 1,
                                    "--full-every", 1, "--expect-batches", frontier + 1)
                 self.assertEqual(rc, 0, (out + err).decode("utf-8", "replace"))
+                if frontier >= 0:
+                    assert_selected_batch(self, self.store, rng.randint(0, frontier))
                 mid_reads += 1
         # The last run goes from batch 0 (or final_replay batches back) to a
         # few batches past the frontier and ends normally.
