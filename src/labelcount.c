@@ -122,15 +122,13 @@ static int count_tail(count_map *m, tdm_store *s, const shard_meta *sm,
 	uint64_t end = kind == SHARD_MAIN ? sm->main_len : sm->recon_len;
 	if (from >= end)
 		return 0;
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, sm->shard, kind);
-	int r = store_path(path, sizeof path, s, name);
-	if (r)
-		return r;
-	shard_id id = store_shard_id(s, sm->shard);
+	char name[64];
 	int fd;
 	uint64_t size;
-	if ((r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY)))
+	int r = store_shard_open_read(&fd, &size, name, sizeof name, s, sm->shard, kind);
+	if (r == SHARD_BAD_HEADER)
+		io_close(fd);
+	if (r)
 		return r == SHARD_BAD_HEADER ? TDM_ECORRUPT : r;
 	shard_scan sc;
 	store_scan_init(&sc, s, sm->shard, fd, name, from, end < size ? end : size, 1 << 20);

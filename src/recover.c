@@ -261,15 +261,10 @@ static int derived_del(kv_txn *txn, int64_t shard)
 static int label_file(tdm_store *s, kv_txn *txn, const shard_meta *m,
                       shard_kind kind, uint64_t end, lbl_acc *labels)
 {
-	char name[64], path[4200];
-	shard_relname(name, sizeof name, m->shard, kind);
-	int r = store_path(path, sizeof path, s, name);
-	if (r)
-		return r;
-	shard_id id = store_shard_id(s, m->shard);
+	char name[64];
 	int fd;
 	uint64_t size;
-	r = shard_file_open(&fd, &size, path, name, kind, &id, SHARD_READ_ANY);
+	int r = store_shard_open_read(&fd, &size, name, sizeof name, s, m->shard, kind);
 	if (r && r != SHARD_BAD_HEADER)
 		return r;
 	shard_scan sc;

@@ -45,6 +45,18 @@ shard_id store_shard_id(const tdm_store *s, int64_t shard)
 	return (shard_id){shard, s->opts.shard_duration_ns, s->opts.grace_ns, 0};
 }
 
+int store_shard_open_read(int *fd, uint64_t *size, char *name, size_t cap,
+                          const tdm_store *s, int64_t shard, shard_kind kind)
+{
+	char path[4200];
+	shard_relname(name, cap, shard, kind);
+	int r = store_path(path, sizeof path, s, name);
+	if (r)
+		return r;
+	shard_id id = store_shard_id(s, shard);
+	return shard_file_open(fd, size, path, name, kind, &id, SHARD_READ_ANY);
+}
+
 void store_scan_init(shard_scan *sc, const tdm_store *s, int64_t shard, int fd,
                      const char *name, uint64_t start, uint64_t end,
                      size_t first_chunk)

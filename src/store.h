@@ -38,6 +38,11 @@ int store_remove_shard_file(tdm_store *s, int64_t shard, shard_kind kind, uint64
 /* The identity shard file headers must carry. */
 shard_id store_shard_id(const tdm_store *s, int64_t shard);
 
+/* Opens the main or recon file of a shard for reading (`name` gets its
+ * name): shard_file_open's results, SHARD_BAD_HEADER with the file open. */
+int store_shard_open_read(int *fd, uint64_t *size, char *name, size_t cap,
+                          const tdm_store *s, int64_t shard, shard_kind kind);
+
 /* Starts a scan of a shard file that treats records outside the shard's
  * time range as unsound. */
 void store_scan_init(shard_scan *sc, const tdm_store *s, int64_t shard, int fd,

@@ -109,6 +109,22 @@ static void check_selector(tdm_store *s, int64_t from, int64_t to, unsigned flag
 	tst_evlist_free(&want);
 }
 
+/* How often a whole read with the selector fell back to scanning. */
+static uint64_t fallbacks_of(tdm_store *s, const tdm_selector *w, size_t n_where)
+{
+	tdm_read_options ro = TDM_READ_OPTIONS_INIT;
+	ro.where = w;
+	ro.n_where = n_where;
+	tdm_iter *it;
+	const tdm_event *ev;
+	ck_assert_int_eq(tdm_iter_open(&it, s, 0, INT64_MAX, &ro), 0);
+	while (tdm_iter_next(&ev, it) == 0)
+		;
+	uint64_t n = reader_fallbacks(it);
+	tdm_iter_close(it);
+	return n;
+}
+
 /* Label counts of [from, to) against counting the events of `all`. */
 static void check_counts(tdm_store *s, int64_t from, int64_t to,
                          const tst_evlist *all)
@@ -524,16 +540,7 @@ START_TEST(test_damaged_bitmap)
 	uint64_t fallbacks = 0;
 	for (size_t i = 0; i < 4; i++) {
 		check_selector(s, 0, INT64_MAX, 0, &all, sels[i], n_sels[i], "damaged");
-		tdm_read_options ro = TDM_READ_OPTIONS_INIT;
-		ro.where = sels[i];
-		ro.n_where = n_sels[i];
-		tdm_iter *it;
-		const tdm_event *ev;
-		ck_assert_int_eq(tdm_iter_open(&it, s, 0, INT64_MAX, &ro), 0);
-		while (tdm_iter_next(&ev, it) == 0)
-			;
-		fallbacks += reader_fallbacks(it);
-		tdm_iter_close(it);
+		fallbacks += fallbacks_of(s, sels[i], n_sels[i]);
 	}
 	ck_assert_uint_ge(fallbacks, 1); /* the damage was met, and stepped around */
 	check_counts(s, 0, INT64_MAX, &all);
@@ -616,17 +623,8 @@ static void check_all_selectors(tdm_store *s, const tst_evlist *all, const char 
 			tst_evlist_free(&part);
 		}
 		check_selector(s, 0, INT64_MAX, 0, all, sels[i], n_sels[i], what);
-		tdm_read_options ro = TDM_READ_OPTIONS_INIT;
-		ro.where = sels[i];
-		ro.n_where = n_sels[i];
-		tdm_iter *it;
-		const tdm_event *ev;
-		ck_assert_int_eq(tdm_iter_open(&it, s, 0, INT64_MAX, &ro), 0);
-		while (tdm_iter_next(&ev, it) == 0)
-			;
 		if (want_no_fallback)
-			ck_assert_uint_eq(reader_fallbacks(it), 0);
-		tdm_iter_close(it);
+			ck_assert_uint_eq(fallbacks_of(s, sels[i], n_sels[i]), 0);
 	}
 	check_counts(s, 0, INT64_MAX, all);
 }
