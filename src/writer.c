@@ -131,10 +131,13 @@ static int shard_cmp_key(int64_t a, int64_t b)
 	return a < b ? -1 : a > b;
 }
 
+static int put_newest_labels(struct writer *w, const wshard *only);
+
 /* Drops the state of the least recently used shards between batches, so
  * memory and descriptors stay bounded when many shards are touched over
- * time. A shard with unsynced writes stays until the next sync. */
-static void evict_cold(struct writer *w)
+ * time. A shard with unsynced writes stays until the next sync; the label
+ * bitmaps only the writer holds are put first. */
+static int evict_cold(struct writer *w)
 {
 	while (w->n > MAX_HOT_SHARDS) {
 		size_t victim = SIZE_MAX;
@@ -144,12 +147,16 @@ static void evict_cold(struct writer *w)
 			     w->shards[i]->last_used < w->shards[victim]->last_used))
 				victim = i;
 		if (victim == SIZE_MAX)
-			return;
+			return 0;
+		int r = put_newest_labels(w, w->shards[victim]);
+		if (r)
+			return r;
 		wshard_free(w->shards[victim]);
 		memmove(&w->shards[victim], &w->shards[victim + 1],
 		        (w->n - victim - 1) * sizeof w->shards[0]);
 		w->n--;
 	}
+	return 0;
 }
 
 /* Adds the labels of the committed records from the file's labels end on
@@ -732,16 +739,18 @@ static int put_labels(wshard *ws, kv_txn *txn, int keep_newest)
 	return r;
 }
 
-/* At a sync, the bitmaps of the newest chunks too: a store at rest answers
- * selective reads from its bitmaps alone. */
-static int put_newest_labels(struct writer *w)
+/* At a sync, the bitmaps of the newest chunks too (of shard `only`, when
+ * not NULL): a store at rest answers selective reads from its bitmaps
+ * alone. */
+static int put_newest_labels(struct writer *w, const wshard *only)
 {
 	kv_txn *txn = NULL;
 	int r = 0;
 	for (size_t i = 0; i < w->n && !r; i++) {
 		wshard *ws = w->shards[i];
-		if (ws->meta.labels_main_end == ws->meta.main_len &&
-		    ws->meta.labels_recon_end == ws->meta.recon_len)
+		if ((only && ws != only) ||
+		    (ws->meta.labels_main_end == ws->meta.main_len &&
+		     ws->meta.labels_recon_end == ws->meta.recon_len))
 			continue;
 		if (!txn && ((r = kv_reserve(w->s->kv)) || (r = kv_begin(&txn, w->s->kv, 1))))
 			return r;
@@ -757,7 +766,7 @@ static int put_newest_labels(struct writer *w)
 
 static int sync_all(struct writer *w)
 {
-	int r = put_newest_labels(w);
+	int r = put_newest_labels(w, NULL);
 	if (!r)
 		r = sync_files(w, 0);
 	if (!r)
@@ -855,7 +864,8 @@ int writer_append(tdm_append_result *res, uint8_t *outcomes, tdm_store *s,
 	}
 	if (r)
 		goto failed;
-	evict_cold(w);
+	if ((r = evict_cold(w)))
+		goto failed;
 	if (s->opts.keep_ns > 0 && (r = apply_keep(w, newest)))
 		goto failed;
 
@@ -873,7 +883,7 @@ failed:
 
 int writer_put_labels(tdm_store *s)
 {
-	return put_newest_labels(s->w);
+	return put_newest_labels(s->w, NULL);
 }
 
 int writer_sync(tdm_store *s)

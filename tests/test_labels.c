@@ -693,6 +693,50 @@ START_TEST(test_newest_chunk)
 }
 END_TEST
 
+/* A writer touching more shards than it keeps (writer.c, MAX_HOT_SHARDS)
+ * puts an evicted shard's newest chunk before it lets the shard go: after
+ * the close every labels end is at its file's length. */
+START_TEST(test_evicted_shards)
+{
+	reader_scan_density = 0;
+	char *dir = tst_store_new(SEC, SEC / 2, 1024);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	tst_rng r;
+	tst_rng_seed(&r, 91);
+	tdm_event *batch = tst_malloc(100 * sizeof *batch);
+	tdm_label (*labels)[8] = tst_malloc(100 * sizeof *labels);
+	char (*payloads)[128] = tst_malloc(100 * sizeof *payloads);
+	for (size_t b = 0; b < 100; b++) { /* 100 shards of 1 s, 100 events each */
+		for (size_t i = 0; i < 100; i++)
+			make_event(&r, &batch[i], labels[i], payloads[i],
+			           T0 + (int64_t)(b * 100 + i) * 10 * MS, (uint32_t)(b * 100 + i));
+		tdm_append_result res;
+		ck_assert_int_eq(tdm_append(&res, NULL, s, batch, 100), 0);
+	}
+	tails t = tails_of(s);
+	ck_assert_uint_eq(t.shards, 100);
+	/* the shards still held keep theirs, the evicted ones were put */
+	ck_assert_uint_ge(t.main, 1);
+	ck_assert_uint_le(t.main, 64);
+	tst_verify_clean(s);
+	tst_evlist all = tst_read_all(s, 0, INT64_MAX);
+	ck_assert_uint_eq(all.n, 10000);
+	check_all_selectors(s, &all, "writer open, shards evicted", 1);
+	tdm_store_close(s);
+	s = tst_store_open(dir, TDM_OPEN_READONLY, TDM_DURABILITY_NONE);
+	t = tails_of(s);
+	ck_assert_uint_eq(t.main + t.recon, 0);
+	tst_verify_clean(s);
+	check_all_selectors(s, &all, "closed", 1);
+	tdm_store_close(s);
+	tst_evlist_free(&all);
+	free(batch);
+	free(labels);
+	free(payloads);
+	tst_tmpdir_drop(dir);
+}
+END_TEST
+
 /* An index made before the bitmaps (no "labels" mark): reads with
  * selectors scan, and the next writer rebuilds the index with them. */
 START_TEST(test_index_without_bitmaps)
@@ -797,6 +841,7 @@ static Suite *labels_suite(void)
 	tcase_add_loop_test(tc, test_damaged_bitmap, 0, 2 * N_DAMAGE);
 	tcase_add_test(tc, test_index_without_bitmaps);
 	tcase_add_test(tc, test_newest_chunk);
+	tcase_add_test(tc, test_evicted_shards);
 	tcase_add_test(tc, test_keys_in_high_chunks);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("bytes");
