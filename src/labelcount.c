@@ -134,7 +134,7 @@ static int count_tail(count_map *m, tdm_store *s, const shard_meta *sm,
 	store_scan_init(&sc, s, sm->shard, fd, name, from, end < size ? end : size, 1 << 20);
 	rec_view rec;
 	uint64_t off;
-	while ((r = scan_next(&sc, &rec, &off)) == 0)
+	while (!r && (r = scan_next(&sc, &rec, &off)) == 0)
 		for (uint32_t at = 0; !r && at < rec.labels_len;) {
 			const uint8_t *p = rec.labels + at;
 			size_t klen = strlen((const char *)p) + 1;
