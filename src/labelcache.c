@@ -19,6 +19,7 @@
 #define MAX_PROBES 32u /* a longer chain is treated as full */
 #define BLOCK (64u * 1024u)
 #define SHORT 16u /* bytes a string's two words hold */
+#define NO_SLOT UINT32_MAX
 
 /* Tests build this file with a mask that makes pairs collide. */
 #ifndef LCACHE_HASH_MASK
@@ -37,17 +38,28 @@ typedef struct ent {
 	rec_pair p;    /* p.bytes NULL: a free slot */
 } ent;
 
-/* A label looked up in this batch, by the caller's pointers. */
+/* A label looked up in this batch, by the caller's pointers: the slot of
+ * its entry. */
 typedef struct seen {
 	const char *key, *value;
-	uint64_t batch;
-	rec_pair p;
+	uint32_t stamp, slot;
 } seen;
 #define SEEN_LOG2 9u
+/* Callers whose labels each have text of their own (a parser's output)
+ * never find one in the memo: after a batch that found fewer than one in
+ * MEMO_MIN_HITS, the memo is left out, and tried again every MEMO_RETRY
+ * batches. */
+#define MEMO_MIN_HITS 4u
+#define MEMO_RETRY 64u
 
 struct lcache {
 	seen by_ptr[1u << SEEN_LOG2];
-	uint64_t batch_no; /* starts at 1: a zeroed `seen` matches no batch */
+	/* Starts at 1, so that a zeroed `seen` matches nothing; changes at each
+	 * batch and whenever entries move (grow), so that a stale slot number
+	 * is never used. */
+	uint32_t stamp;
+	uint32_t batches_unmemoized; /* since the memo was last used */
+	size_t memo_hits, memo_looks; /* in this batch */
 	ent *slots;
 	uint32_t n_slots;
 	unsigned shift; /* 64 - log2(n_slots): the hash's top bits pick the slot */
@@ -98,7 +110,7 @@ int lcache_new(lcache **out)
 	c->slots = slots;
 	c->n_slots = MIN_SLOTS;
 	c->shift = 64 - MIN_SLOTS_LOG2;
-	c->batch_no = 1;
+	c->stamp = 1;
 	*out = c;
 	return 0;
 }
@@ -113,9 +125,22 @@ void lcache_free(lcache *c)
 	free(c);
 }
 
+static void new_stamp(lcache *c)
+{
+	if (++c->stamp == 0) { /* wrapped: no old `seen` may match */
+		memset(c->by_ptr, 0, sizeof c->by_ptr);
+		c->stamp = 1;
+	}
+}
+
 void lcache_batch(lcache *c)
 {
-	c->batch_no++;
+	new_stamp(c);
+	if (c->memo_looks) /* the memo was used in the batch just ended */
+		c->batches_unmemoized = c->memo_hits * MEMO_MIN_HITS >= c->memo_looks ? 0 : 1;
+	else if (c->batches_unmemoized && ++c->batches_unmemoized > MEMO_RETRY)
+		c->batches_unmemoized = 0;
+	c->memo_hits = c->memo_looks = 0;
 	blocks_free(c->batch);
 	c->batch = NULL;
 	if (!c->full)
@@ -221,14 +246,15 @@ static int grow(lcache *c)
 	c->slots = slots;
 	c->n_slots = n;
 	c->shift = shift;
+	new_stamp(c);
 	return 0;
 }
 
 /* A pair not in the cache: checked as rec_event_check checks it, then
  * kept if it fits. `w`, `h`: its words and hash; `free_slot`: where its
  * probe ended, or NULL past MAX_PROBES. */
-static int add(rec_pair *out, lcache *c, const tdm_label *l, size_t i, const uint64_t w[4],
-               uint64_t h, ent *free_slot)
+static int add(rec_pair *out, uint32_t *slot, lcache *c, const tdm_label *l, size_t i,
+               const uint64_t w[4], uint64_t h, ent *free_slot)
 {
 	size_t k, v;
 	int r = rec_label_check(&k, &v, l, i);
@@ -250,13 +276,17 @@ static int add(rec_pair *out, lcache *c, const tdm_label *l, size_t i, const uin
 	*free_slot = (ent){{w[0], w[1], w[2], w[3]}, h, *out};
 	c->n++;
 	c->bytes += len;
-	if (c->n * 2 > c->n_slots && c->n_slots < MAX_SLOTS)
-		grow(c);
+	*slot = (uint32_t)(free_slot - c->slots);
+	if (c->n * 2 > c->n_slots && c->n_slots < MAX_SLOTS && grow(c) == 0)
+		*slot = NO_SLOT; /* moved */
 	return 0;
 }
 
-static inline int get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
+/* `*slot`: the entry's slot, or NO_SLOT when the pair is not kept there. */
+static inline int get(rec_pair *out, uint32_t *slot, lcache *c, const tdm_label *l,
+                      size_t i)
 {
+	*slot = NO_SLOT;
 	if (!l->key || !l->value) {
 		size_t k, v;
 		return rec_label_check(&k, &v, l, i);
@@ -284,15 +314,17 @@ static inline int get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 		    (!long_pair || (memcmp(e->p.bytes, l->key, k) == 0 &&
 		                    memcmp(e->p.bytes + k + 1, l->value, v) == 0))) {
 			*out = e->p;
+			*slot = (uint32_t)(e - c->slots);
 			return 0;
 		}
 	}
-	return add(out, c, l, i, w, h, free_slot);
+	return add(out, slot, c, l, i, w, h, free_slot);
 }
 
 int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 {
-	return get(out, c, l, i);
+	uint32_t slot;
+	return get(out, &slot, c, l, i);
 }
 
 /* During one tdm_append the caller's events and strings are const, so a
@@ -302,19 +334,33 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
  * for other text. */
 int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n)
 {
+	if (c->batches_unmemoized) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t slot;
+			int r = get(&out[i], &slot, c, &l[i], i);
+			if (r)
+				return r;
+		}
+		return 0;
+	}
+	c->memo_looks += n;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t h = ((uint64_t)(uintptr_t)l[i].key ^
-		              (uint64_t)(uintptr_t)l[i].value * 0x9e3779b97f4a7c15ull) *
+		const char *key = l[i].key, *value = l[i].value;
+		uint64_t h = ((uint64_t)(uintptr_t)key ^
+		              (uint64_t)(uintptr_t)value * 0x9e3779b97f4a7c15ull) *
 		             0xff51afd7ed558ccdull;
 		seen *m = &c->by_ptr[h >> (64 - SEEN_LOG2)];
-		if (m->batch == c->batch_no && m->key == l[i].key && m->value == l[i].value) {
-			out[i] = m->p;
+		if (m->stamp == c->stamp && m->key == key && m->value == value) {
+			out[i] = c->slots[m->slot].p;
+			c->memo_hits++;
 			continue;
 		}
-		int r = get(&out[i], c, &l[i], i);
+		uint32_t slot;
+		int r = get(&out[i], &slot, c, &l[i], i);
 		if (r)
 			return r;
-		*m = (seen){l[i].key, l[i].value, c->batch_no, out[i]};
+		if (slot != NO_SLOT)
+			*m = (seen){key, value, c->stamp, slot};
 	}
 	return 0;
 }

@@ -131,6 +131,61 @@ START_TEST(test_by_pointer)
 }
 END_TEST
 
+/* The memo holds slot numbers: when the table grows within a batch and
+ * entries move, a label remembered before must still give its own pair. */
+START_TEST(test_by_pointer_after_growth)
+{
+	lcache *c;
+	ck_assert_int_eq(lcache_new(&c), 0);
+	lcache_batch(c);
+	const tdm_label first = {"host", "web-1"};
+	rec_pair p, again;
+	ck_assert_int_eq(lcache_get_all(&p, c, &first, 1), 0);
+	static char v[1000][8]; /* a buffer each: within a batch, text is const */
+	for (unsigned i = 0; i < 1000; i++) { /* grows the table several times */
+		snprintf(v[i], sizeof v[i], "v%u", i);
+		const tdm_label l = {"k", v[i]};
+		ck_assert_int_eq(lcache_get_all(&again, c, &l, 1), 0);
+		ck_assert_str_eq((const char *)again.bytes + 2, v[i]);
+		ck_assert_int_eq(lcache_get_all(&again, c, &first, 1), 0);
+		ck_assert_uint_eq(again.len, p.len);
+		ck_assert_int_eq(memcmp(again.bytes, "host\0web-1", p.len), 0);
+		ck_assert_uint_eq(again.id, p.id);
+	}
+	lcache_free(c);
+}
+END_TEST
+
+/* Batches whose labels all have text of their own turn the memo off for a
+ * while; labels from shared strings are then found by their bytes, with
+ * the same pairs, and the memo comes back. */
+START_TEST(test_memo_off_and_on)
+{
+	lcache *c;
+	ck_assert_int_eq(lcache_new(&c), 0);
+	char text[64][16];
+	const tdm_label shared = {"level", "info"};
+	rec_pair p, q;
+	lcache_batch(c);
+	ck_assert_int_eq(lcache_get_all(&p, c, &shared, 1), 0);
+	for (unsigned b = 0; b < 200; b++) {
+		lcache_batch(c);
+		for (unsigned i = 0; i < 64; i++) { /* own text: never in the memo */
+			snprintf(text[i], sizeof text[i], "web-%u", i % 8);
+			const tdm_label l = {"host", text[i]};
+			ck_assert_int_eq(lcache_get_all(&q, c, &l, 1), 0);
+			ck_assert_str_eq((const char *)q.bytes + 5, text[i]);
+		}
+		for (unsigned i = 0; i < 3; i++) {
+			ck_assert_int_eq(lcache_get_all(&q, c, &shared, 1), 0);
+			ck_assert_ptr_eq(q.bytes, p.bytes);
+			ck_assert_uint_eq(q.id, p.id);
+		}
+	}
+	lcache_free(c);
+}
+END_TEST
+
 START_TEST(test_bounds)
 {
 	lcache *c;
@@ -501,6 +556,8 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("cache");
 	tcase_add_test(tc, test_found_by_bytes);
 	tcase_add_test(tc, test_by_pointer);
+	tcase_add_test(tc, test_by_pointer_after_growth);
+	tcase_add_test(tc, test_memo_off_and_on);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_lengths);
 	tcase_add_test(tc, test_sort_check);
