@@ -222,8 +222,9 @@ static int check_file(vctx *v, const shard_meta *have, shard_meta *m,
 		prev_ts = rec.ts;
 		int indexed = kind == SHARD_RECON || m->max_ts < 0 || rec.ts >= m->max_ts - grace;
 		at_labels_end |= off == labels_end;
-		/* Past the labels end, the writer holds the bitmaps (labels.c, L3). */
-		if (indexed && rec.labels_len && off < labels_end &&
+		/* Past the labels end, the writer holds the bitmaps (labels.c, L3);
+		 * a sealed file has none (recover_shard_labels). */
+		if (!sealed && indexed && rec.labels_len && off < labels_end &&
 		    (r = lbl_acc_add(v->labels, kind, off, rec.labels, rec.labels_len)))
 			break;
 		if (kind == SHARD_MAIN) {

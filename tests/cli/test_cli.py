@@ -764,6 +764,19 @@ class SealRetainTest(StoreTest):
         self.assertEqual(len(self.read()[0]), len(before) + 1)
         self.assertEqual(self.verify()[0], 0)
 
+    def test_verify_after_compacting_a_few_labelled_events(self):
+        # A sealed file carries no label bitmaps: verify must not ask for
+        # them (it did, and exited 74 on a sound store).
+        self.append([ev(T0, 1, {"host": "web-1"}, "GET /"),
+                     ev(T0 + SEC, 2, {"host": "web-2", "level": "error"}, "POST /")])
+        self.append([ev(T0 + 10 * self.MIN, 3, None, "a later shard")])
+        rc, out, err = run("compact", self.store)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["sealed"], 1)
+        rc, out, err = self.verify()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), {"ok": True, "problems": 0})
+
     def test_labels_and_selectors_after_compact(self):
         # Sealed main files have no label bitmaps: counts and selective
         # reads must read them instead, and agree with what they did before.
