@@ -20,12 +20,16 @@ static const char *const TABLE_NAMES[KV_NTABLES] = {"shards", "index", "meta", "
 struct kv_env {
 	MDB_env *env;
 	MDB_dbi dbi[KV_NTABLES];
+	/* 1 while a commit may not be on disk: kv_sync has work to do. */
+	int unsynced;
+	int sync_commits;
 	char path[4096];
 };
 
 struct kv_txn {
 	kv_env *env;
 	MDB_txn *txn;
+	int write;
 };
 
 struct kv_cursor {
@@ -63,6 +67,10 @@ int kv_open(kv_env **out, const char *path, int create, int sync_commits)
 	if (!e)
 		return tdm_fail(TDM_ENOMEM, "index: out of memory");
 	snprintf(e->path, sizeof e->path, "%s", path);
+	e->sync_commits = sync_commits;
+	/* What the files held at open may not be on disk yet (another
+	 * process's unsynced commits): the first kv_sync syncs. */
+	e->unsynced = 1;
 	int rc = mdb_env_create(&e->env);
 	if (rc)
 		goto fail;
@@ -108,10 +116,24 @@ void kv_close(kv_env *env)
 	free(env);
 }
 
+/* Syncs only when a commit since the last sync may not be on disk: a
+ * store's sync points (each replica request's goodbye, the close after it)
+ * follow one another with nothing written between, and each fdatasync of
+ * an unchanged file still costs a device flush. */
 int kv_sync(kv_env *env)
 {
+	if (!env->unsynced)
+		return 0;
 	int rc = mdb_env_sync(env->env, 1);
-	return rc ? lmdb_fail(rc, "sync") : 0;
+	if (rc)
+		return lmdb_fail(rc, "sync");
+	env->unsynced = 0;
+	return 0;
+}
+
+int kv_unsynced(const kv_env *env)
+{
+	return env->unsynced;
 }
 
 uint64_t kv_disk_bytes(const kv_env *env)
@@ -151,6 +173,7 @@ int kv_begin(kv_txn **out, kv_env *env, int write)
 	if (!t)
 		return tdm_fail(TDM_ENOMEM, "index: out of memory");
 	t->env = env;
+	t->write = write;
 	int rc = mdb_txn_begin(env->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map: adopt its size and retry. */
@@ -168,6 +191,9 @@ int kv_begin(kv_txn **out, kv_env *env, int write)
 int kv_commit(kv_txn *txn)
 {
 	int rc = mdb_txn_commit(txn->txn);
+	/* A failed commit may have written pages too. */
+	if (txn->write && (rc || !txn->env->sync_commits))
+		txn->env->unsynced = 1;
 	free(txn);
 	return rc ? lmdb_fail(rc, "commit") : 0;
 }

@@ -34,8 +34,12 @@ typedef struct kv_val {
 int kv_open(kv_env **out, const char *path, int create, int sync_commits);
 void kv_close(kv_env *env);
 
-/* Makes every commit so far durable. */
+/* Makes every commit so far durable; does nothing when kv_unsynced is 0. */
 int kv_sync(kv_env *env);
+/* 1 when a commit (or what the files held at open) may not be durable
+ * yet; 0 right after a kv_sync, until the next write commit of an
+ * environment without sync_commits. */
+int kv_unsynced(const kv_env *env);
 
 /* Bytes of the environment's files. */
 uint64_t kv_disk_bytes(const kv_env *env);

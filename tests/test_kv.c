@@ -281,6 +281,51 @@ START_TEST(test_del_prefix_and_clear)
 }
 END_TEST
 
+/* kv_sync syncs only when a commit may not be on disk: after a sync and
+ * before the next write commit it has nothing to do (a store's successive
+ * sync points then cost no device flush). */
+START_TEST(test_sync_only_when_unsynced)
+{
+	kv_env *e = open_env(1);
+	/* What the files held at open: the first sync syncs. */
+	ck_assert_int_eq(kv_unsynced(e), 1);
+	ck_assert_int_eq(kv_sync(e), 0);
+	ck_assert_int_eq(kv_unsynced(e), 0);
+	kv_txn *t;
+	ck_assert_int_eq(kv_begin(&t, e, 0), 0);
+	kv_abort(t);
+	ck_assert_int_eq(kv_begin(&t, e, 0), 0);
+	ck_assert_int_eq(kv_commit(t), 0); /* a read transaction writes nothing */
+	ck_assert_int_eq(kv_unsynced(e), 0);
+	ck_assert_int_eq(kv_begin(&t, e, 1), 0);
+	put_str(t, KV_META, "k", "v");
+	kv_abort(t); /* an aborted write leaves nothing to sync */
+	ck_assert_int_eq(kv_unsynced(e), 0);
+	ck_assert_int_eq(kv_begin(&t, e, 1), 0);
+	put_str(t, KV_META, "k", "v");
+	ck_assert_int_eq(kv_commit(t), 0);
+	ck_assert_int_eq(kv_unsynced(e), 1);
+	ck_assert_int_eq(kv_sync(e), 0);
+	ck_assert_int_eq(kv_unsynced(e), 0);
+	ck_assert_int_eq(kv_sync(e), 0);
+	kv_close(e);
+
+	/* With synced commits a commit leaves nothing to sync. */
+	char p[4096];
+	sub(p, sizeof p, "index");
+	ck_assert_int_eq(kv_open(&e, p, 0, 1), 0);
+	ck_assert_int_eq(kv_sync(e), 0);
+	ck_assert_int_eq(kv_begin(&t, e, 1), 0);
+	put_str(t, KV_META, "k2", "v2");
+	ck_assert_int_eq(kv_commit(t), 0);
+	ck_assert_int_eq(kv_unsynced(e), 0);
+	ck_assert_int_eq(kv_begin(&t, e, 0), 0);
+	ck_assert(get_is(t, KV_META, "k2", "v2"));
+	kv_abort(t);
+	kv_close(e);
+}
+END_TEST
+
 START_TEST(test_reserve_grows_map)
 {
 	/* More than the initial 256 MiB map, in transactions of 16 MiB with a
@@ -342,6 +387,7 @@ static Suite *kv_suite(void)
 	tcase_add_test(tc, test_cursor);
 	tcase_add_test(tc, test_del_prefix_and_clear);
 	tcase_add_test(tc, test_reserve_grows_map);
+	tcase_add_test(tc, test_sync_only_when_unsynced);
 	suite_add_tcase(s, tc);
 	return s;
 }
