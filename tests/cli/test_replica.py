@@ -810,6 +810,18 @@ def parse_frames(data):
     return frames
 
 
+def parse_prefix(data):
+    """The whole frames at the start of `data`."""
+    frames = []
+    while len(data) >= 4:
+        n = struct.unpack("<I", data[:4])[0]
+        if len(data) < 4 + n:
+            break
+        frames.append((data[4], data[5:4 + n]))
+        data = data[4 + n:]
+    return frames
+
+
 def read_varint(b, i):
     v = shift = 0
     while True:
@@ -951,6 +963,43 @@ class ServeFramesTest(ReplicaTest):
         self.assertEqual(self.stat(self.a)["events"], 13)
         out = self.read(self.a)
         self.assertEqual(out.count(b'"id":4242,'), 1)
+        self.assert_verified(self.a)
+
+    def test_put_durable_at_its_reply(self):
+        """A PUT is synced before it is answered (durability batch): while
+        the session still holds the store, after the PUT's reply, there is
+        no UNSYNCED marker (the one an unsynced index commit needs) and the
+        events are there for a reader."""
+        new = wire_event(T0 + 43 * SEC, 4343, [(b"host", b"y")], b"put")
+        p = subprocess.Popen([TIDEMARK, "serve", "--stdio", self.a],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            p.stdin.write(HELLO + frame(6, varint(1) + new))
+            p.stdin.flush()
+            got = b""
+            while len(parse_prefix(got)) < 2:
+                chunk = os.read(p.stdout.fileno(), 65536)
+                self.assertTrue(chunk, "serve ended early")
+                got += chunk
+            frames = parse_prefix(got)
+            self.assertEqual([t for t, _ in frames], [0x81, 0x86])
+            self.assertEqual(frames[1][1], varint(1) + varint(0) + varint(0))
+            # The session is open: the writer holds the store.
+            self.assertFalse(os.path.exists(os.path.join(self.a, "UNSYNCED")))
+            self.assertEqual(self.read(self.a).count(b'"id":4343,'), 1)
+            p.stdin.write(BYE)
+            p.stdin.close()
+            out = p.stdout.read()
+            self.assertEqual(p.wait(timeout=10), 0, p.stderr.read())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertEqual([t for t, _ in parse_frames(out)], [0x87])
+        self.assertEqual(self.stat(self.a)["events"], 13)
         self.assert_verified(self.a)
 
     def test_missing_store(self):
