@@ -366,22 +366,58 @@ typedef struct both_job {
 	int rc;
 } both_job;
 
+/* Side 1's thread, started at the first peer_both and kept: a sync runs a
+ * dozen steps, and a thread made and joined for each cost about as much
+ * as a small step's work. It runs one job at a time, handed over under
+ * the mutex; it lives until the process exits. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0: not started, 1: running, -1: could not start */
+	both_job *job; /* the job to run, NULL once done */
+} side1 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL};
+
 static void *side_one(void *arg)
 {
-	both_job *j = arg;
-	j->rc = j->fn(1, j->arg);
+	(void)arg;
+	pthread_mutex_lock(&side1.mu);
+	for (;;) {
+		while (!side1.job)
+			pthread_cond_wait(&side1.cv, &side1.mu);
+		both_job *j = side1.job;
+		pthread_mutex_unlock(&side1.mu);
+		j->rc = j->fn(1, j->arg);
+		pthread_mutex_lock(&side1.mu);
+		side1.job = NULL;
+		pthread_cond_broadcast(&side1.cv);
+	}
 	return NULL;
 }
 
 int peer_both(int (*fn)(int side, void *arg), void *arg)
 {
 	both_job j = {fn, arg, 0};
-	pthread_t t;
-	int threaded = pthread_create(&t, NULL, side_one, &j) == 0;
+	pthread_mutex_lock(&side1.mu);
+	if (side1.state == 0) {
+		pthread_t t;
+		side1.state = pthread_create(&t, NULL, side_one, NULL) == 0 ? 1 : -1;
+		if (side1.state == 1)
+			pthread_detach(t);
+	}
+	int threaded = side1.state == 1;
+	if (threaded) {
+		side1.job = &j;
+		pthread_cond_broadcast(&side1.cv);
+	}
+	pthread_mutex_unlock(&side1.mu);
 	int rc = fn(0, arg);
-	if (threaded)
-		pthread_join(t, NULL);
-	else
-		side_one(&j);
+	if (threaded) {
+		pthread_mutex_lock(&side1.mu);
+		while (side1.job)
+			pthread_cond_wait(&side1.cv, &side1.mu);
+		pthread_mutex_unlock(&side1.mu);
+	} else {
+		j.rc = fn(1, arg);
+	}
 	return rc ? rc : j.rc;
 }
