@@ -30,6 +30,7 @@ struct kv_txn {
 	kv_env *env;
 	MDB_txn *txn;
 	int write;
+	int wrote; /* a put or delete succeeded: LMDB's commit writes, and syncs */
 };
 
 struct kv_cursor {
@@ -174,6 +175,7 @@ int kv_begin(kv_txn **out, kv_env *env, int write)
 		return tdm_fail(TDM_ENOMEM, "index: out of memory");
 	t->env = env;
 	t->write = write;
+	t->wrote = 0;
 	int rc = mdb_txn_begin(env->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map: adopt its size and retry. */
@@ -191,9 +193,13 @@ int kv_begin(kv_txn **out, kv_env *env, int write)
 int kv_commit(kv_txn *txn)
 {
 	int rc = mdb_txn_commit(txn->txn);
-	/* A failed commit may have written pages too. */
+	/* A failed commit may have written pages too. A synced commit that
+	 * wrote fdatasyncs the whole file: whatever was unsynced is on disk.
+	 * (One that wrote nothing returns before LMDB's sync.) */
 	if (txn->write && (rc || !txn->env->sync_commits))
 		txn->env->unsynced = 1;
+	else if (txn->write && txn->wrote)
+		txn->env->unsynced = 0;
 	free(txn);
 	return rc ? lmdb_fail(rc, "commit") : 0;
 }
@@ -224,7 +230,10 @@ int kv_put(kv_txn *txn, kv_table t, const void *key, size_t klen,
 {
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc = mdb_put(txn->txn, txn->env->dbi[t], &k, &v, 0);
-	return rc ? lmdb_fail(rc, "put") : 0;
+	if (rc)
+		return lmdb_fail(rc, "put");
+	txn->wrote = 1;
+	return 0;
 }
 
 int kv_del_prefix(kv_txn *txn, kv_table t, const void *prefix, size_t plen)
