@@ -279,6 +279,15 @@ static int mark_unsynced(const tdm_store *s, int unsynced)
 	if (r)
 		return r;
 	if (!unsynced) {
+		/* A marker left by a writer that did not sync its last commits
+		 * (it was killed; same boot, or the index would have been
+		 * rebuilt) covers its index pages still in the page cache: they
+		 * go to disk before the marker goes. */
+		int is_dir;
+		if (io_exists(path, &is_dir) != 1)
+			return 0;
+		if ((r = kv_sync(s->kv)))
+			return r;
 		r = io_unlink(path);
 		return r < 0 && r != -ENOENT ? tdm_fail_errno(TDM_EIO, -r, "%s", path) : 0;
 	}

@@ -1002,6 +1002,24 @@ class ServeFramesTest(ReplicaTest):
         self.assertEqual(self.stat(self.a)["events"], 13)
         self.assert_verified(self.a)
 
+    def test_put_after_a_killed_writer(self):
+        """A writer killed in this boot left UNSYNCED (its last commits'
+        index pages may be only in the page cache); the session's writer
+        syncs the index, then removes the marker, and stores the PUT."""
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        marker = os.path.join(self.a, "UNSYNCED")
+        with open(marker, "w") as f:
+            f.write(boot)
+        new = wire_event(T0 + 44 * SEC, 4444, [], b"after")
+        rc, frames, err = self.serve(HELLO + frame(6, varint(1) + new) + BYE)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([t for t, _ in frames], [0x81, 0x86, 0x87])
+        self.assertFalse(os.path.exists(marker))
+        self.assertEqual(self.read(self.a).count(b'"id":4444,'), 1)
+        self.assertEqual(self.stat(self.a)["events"], 13)
+        self.assert_verified(self.a)
+
     def test_missing_store(self):
         missing = os.path.join(self.tmp, "nothing")
         p = subprocess.run([TIDEMARK, "serve", "--stdio", missing], input=HELLO,
