@@ -284,8 +284,8 @@ static int mark_unsynced(const tdm_store *s, int unsynced)
 		 * rebuilt) covers its index pages still in the page cache: they
 		 * go to disk before the marker goes. */
 		int is_dir;
-		if (io_exists(path, &is_dir) != 1)
-			return 0;
+		if ((r = io_exists(path, &is_dir)) <= 0)
+			return r < 0 ? tdm_fail_errno(TDM_EIO, -r, "%s", path) : 0;
 		if ((r = kv_sync(s->kv)))
 			return r;
 		r = io_unlink(path);

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the store directory (SPEC §3): create with defaults and
  * options, options fixed at creation, what is in the way, the writer lock,
- * readers beside a writer, and a damaged STORE header.
+ * readers beside a writer, a damaged STORE header, and the UNSYNCED
+ * marker a killed writer leaves.
  */
 #include "support.h"
 
@@ -14,6 +15,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "kv.h"
+#include "store.h"
 
 #define SEC INT64_C(1000000000)
 #define T0 INT64_C(1700000000000000000)
@@ -363,6 +367,37 @@ START_TEST(test_corrupt_header)
 }
 END_TEST
 
+/* A writer that syncs every commit (batch) finds the UNSYNCED marker of a
+ * writer killed in this boot: the killed writer's index pages may still be
+ * only in the page cache, so they are synced before the marker goes (a
+ * power failure after that needs no rebuild). */
+START_TEST(test_marker_removed_after_a_sync)
+{
+	char *dir = tst_tmpdir();
+	ck_assert_int_eq(tdm_store_create(dir, NULL), 0);
+	char marker[4200], id[128];
+	path_in(marker, sizeof marker, dir, UNSYNCED_FILE);
+	tdm_store *s = tst_store_open(dir, 0, TDM_DURABILITY_INTERVAL);
+	FILE *f = fopen(marker, "r"); /* the interval writer's, naming this boot */
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(id, 1, sizeof id, f);
+	fclose(f);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	ck_assert_int_lt(size_of(marker), 0); /* a clean close removes it */
+
+	f = fopen(marker, "w"); /* as the killed writer left it */
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(id, 1, n, f), n);
+	fclose(f);
+	s = tst_store_open(dir, 0, TDM_DURABILITY_BATCH);
+	ck_assert_int_lt(size_of(marker), 0);
+	ck_assert_int_eq(kv_unsynced(s->kv), 0);
+	ck_assert_int_eq(tdm_store_close(s), 0);
+	tst_tmpdir_drop(dir);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -374,6 +409,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_lock);
 	tcase_add_test(tc, test_lock_other_process);
 	tcase_add_test(tc, test_corrupt_header);
+	tcase_add_test(tc, test_marker_removed_after_a_sync);
 	suite_add_tcase(su, tc);
 	return su;
 }
