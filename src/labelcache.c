@@ -332,6 +332,11 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
  * this batch is that pair: callers that label from constant strings skip
  * the lookup. Never across batches, when the caller may reuse its buffers
  * for other text. */
+int lcache_memo_in_use(const lcache *c)
+{
+	return !c->batches_unmemoized;
+}
+
 int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n)
 {
 	if (c->batches_unmemoized) {

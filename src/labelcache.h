@@ -43,4 +43,7 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i);
 /* lcache_get of an event's `n` labels into out[0..n-1], in one call. */
 int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n);
 
+/* 1 when this batch looks labels up by pointer first (for tests). */
+int lcache_memo_in_use(const lcache *c);
+
 #endif

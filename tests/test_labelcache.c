@@ -167,9 +167,16 @@ START_TEST(test_memo_off_and_on)
 	const tdm_label shared = {"level", "info"};
 	rec_pair p, q;
 	lcache_batch(c);
+	ck_assert(lcache_memo_in_use(c));
 	ck_assert_int_eq(lcache_get_all(&p, c, &shared, 1), 0);
+	unsigned off_batches = 0, back_on = 0;
 	for (unsigned b = 0; b < 200; b++) {
+		int was_off = !lcache_memo_in_use(c);
 		lcache_batch(c);
+		if (!lcache_memo_in_use(c))
+			off_batches++;
+		else if (was_off)
+			back_on++;
 		for (unsigned i = 0; i < 64; i++) { /* own text: never in the memo */
 			snprintf(text[i], sizeof text[i], "web-%u", i % 8);
 			const tdm_label l = {"host", text[i]};
@@ -182,6 +189,16 @@ START_TEST(test_memo_off_and_on)
 			ck_assert_uint_eq(q.id, p.id);
 		}
 	}
+	/* Off after each batch that used it (64 more each time), tried again. */
+	ck_assert_uint_eq(back_on, 3);
+	ck_assert_uint_eq(off_batches, 3 * 64 + 5);
+	/* Shared strings alone keep it on. */
+	for (unsigned b = 0; b < 70; b++) {
+		lcache_batch(c);
+		for (unsigned i = 0; i < 3; i++)
+			ck_assert_int_eq(lcache_get_all(&q, c, &shared, 1), 0);
+	}
+	ck_assert(lcache_memo_in_use(c));
 	lcache_free(c);
 }
 END_TEST
