@@ -37,8 +37,9 @@ void kv_close(kv_env *env);
 /* Makes every commit so far durable; does nothing when kv_unsynced is 0. */
 int kv_sync(kv_env *env);
 /* 1 when a commit (or what the files held at open) may not be durable
- * yet; 0 right after a kv_sync or a synced commit that wrote, until the
- * next write commit of an environment without sync_commits. */
+ * yet; 0 right after a kv_sync or a synced commit that put something,
+ * until the next write commit of an environment without sync_commits or
+ * a failed commit. */
 int kv_unsynced(const kv_env *env);
 
 /* Bytes of the environment's files. */

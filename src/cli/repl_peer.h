@@ -66,8 +66,10 @@ int peer_close(peer *p);
  * need not hold up the other (a sync costs about the slower side, not the
  * sum). fn for one side must touch only that side's peer and state. One
  * after the other if no thread can be made. Returns side 0's result if
- * nonzero, else side 1's. Side 1 runs on one thread kept for the process
- * (not reentrant: fn must not call peer_both). */
+ * nonzero, else side 1's. Side 1 runs on one thread kept for the process:
+ * call it from one thread only (fn must not call peer_both), and start
+ * every peer process (peer_open) before the first call, so that no fork
+ * happens while that thread exists. */
 int peer_both(int (*fn)(int side, void *arg), void *arg);
 
 #endif
