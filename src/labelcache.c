@@ -327,16 +327,16 @@ int lcache_get(rec_pair *out, lcache *c, const tdm_label *l, size_t i)
 	return get(out, &slot, c, l, i);
 }
 
-/* During one tdm_append the caller's events and strings are const, so a
- * label with the very key and value pointers of one already looked up in
- * this batch is that pair: callers that label from constant strings skip
- * the lookup. Never across batches, when the caller may reuse its buffers
- * for other text. */
 int lcache_memo_in_use(const lcache *c)
 {
 	return !c->batches_unmemoized;
 }
 
+/* During one tdm_append the caller's events and strings are const, so a
+ * label with the very key and value pointers of one already looked up in
+ * this batch is that pair: callers that label from constant strings skip
+ * the lookup. Never across batches, when the caller may reuse its buffers
+ * for other text. */
 int lcache_get_all(rec_pair *out, lcache *c, const tdm_label *l, size_t n)
 {
 	if (c->batches_unmemoized) {
