@@ -102,14 +102,22 @@ static int row_corrupt(int64_t shard, unsigned level, uint32_t node)
 	                (long long)shard, level, node);
 }
 
+/* A row's head: its count and sum. */
+static int head_decode(tdm_digest *d, const uint8_t **p, const uint8_t *end)
+{
+	if (varint_get(&d->count, p, end) || end - *p < 8)
+		return -1;
+	d->sum = get_le(*p, 8);
+	*p += 8;
+	return 0;
+}
+
 static int leaf_decode(digest_leaf *l, const kv_val *v, int is_leaf)
 {
 	const uint8_t *p = v->data, *end = p + v->len;
 	memset(l, 0, sizeof *l);
-	if (varint_get(&l->d.count, &p, end) || end - p < 8)
+	if (head_decode(&l->d, &p, end))
 		return -1;
-	l->d.sum = get_le(p, 8);
-	p += 8;
 	if (!is_leaf)
 		return p == end ? 0 : -1;
 	for (int k = 0; k < 2; k++) {
@@ -136,10 +144,8 @@ static int leaf_decode(digest_leaf *l, const kv_val *v, int is_leaf)
 static int digest_decode(tdm_digest *d, const kv_val *v, int is_leaf)
 {
 	const uint8_t *p = v->data, *end = p + v->len;
-	if (varint_get(&d->count, &p, end) || end - p < 8)
+	if (head_decode(d, &p, end))
 		return -1;
-	d->sum = get_le(p, 8);
-	p += 8;
 	return is_leaf || p == end ? 0 : -1;
 }
 
