@@ -9,4 +9,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Makes a directory (the path into out[cap], NUL-terminated) that is
+ * removed with all it holds when the process exits; aborts on failure.
+ * Once per process. */
+void fuzz_tempdir(char *out, size_t cap, const char *name);
+
 #endif

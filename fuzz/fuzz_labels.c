@@ -25,26 +25,18 @@
 
 static tdm_store *store;
 static int64_t next_ts = 1000000000000ll;
-static char top[64]; /* the temporary directory, removed at exit */
-
-static void remove_top(void)
+static void close_store(void)
 {
 	tdm_store_close(store);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		fprintf(stderr, "fuzz_labels: could not remove %s\n", top);
 }
 
 static void open_store(void)
 {
 	if (store)
 		return;
-	char tmpl[] = "/tmp/tdm-fuzz-labels.XXXXXX";
-	if (!mkdtemp(tmpl))
-		abort();
-	snprintf(top, sizeof top, "%s", tmpl);
-	atexit(remove_top);
+	char tmpl[64];
+	fuzz_tempdir(tmpl, sizeof tmpl, "labels");
+	atexit(close_store); /* atexit runs it before the directory goes */
 	char dir[300];
 	snprintf(dir, sizeof dir, "%s/s", tmpl);
 	tdm_options o = TDM_OPTIONS_INIT;

@@ -62,28 +62,12 @@ static void restore(void)
 
 static void write_seeds(const char *dir);
 
-static char top[64]; /* the temporary directory, removed at exit */
-
-static void remove_top(void)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		fprintf(stderr, "fuzz_repl_server: could not remove %s\n", top);
-}
-
 static void setup(void)
 {
 	if (base[0])
 		return;
-	/* tmpfs when there is one: a PUT run syncs, then the store is copied */
 	char tmpl[64];
-	snprintf(tmpl, sizeof tmpl, "%s/tdm-fuzz-repl.XXXXXX",
-	         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (!mkdtemp(tmpl))
-		abort();
-	snprintf(top, sizeof top, "%s", tmpl);
-	atexit(remove_top);
+	fuzz_tempdir(tmpl, sizeof tmpl, "repl");
 	snprintf(base, sizeof base, "%s/base", tmpl);
 	snprintf(work, sizeof work, "%s/work", tmpl);
 	tdm_options o = TDM_OPTIONS_INIT;

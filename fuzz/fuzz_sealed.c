@@ -25,9 +25,8 @@ static void setup(void)
 {
 	if (path[0])
 		return;
-	char dir[] = "/tmp/tdm-fuzz-sealed.XXXXXX";
-	if (!mkdtemp(dir))
-		abort();
+	char dir[64];
+	fuzz_tempdir(dir, sizeof dir, "sealed");
 	snprintf(path, sizeof path, "%s/00000000000000000007.00000001.sealed", dir);
 }
 

@@ -17,9 +17,8 @@ static void setup(void)
 {
 	if (path[0])
 		return;
-	char dir[] = "/tmp/tdm-fuzz-shard.XXXXXX";
-	if (!mkdtemp(dir))
-		abort();
+	char dir[64];
+	fuzz_tempdir(dir, sizeof dir, "shard");
 	snprintf(path, sizeof path, "%s/00000000000000000007.main", dir);
 }
 

@@ -61,9 +61,8 @@ static void setup(void)
 {
 	if (base[0])
 		return;
-	char tmpl[] = "/tmp/tdm-fuzz-store.XXXXXX";
-	if (!mkdtemp(tmpl))
-		abort();
+	char tmpl[64];
+	fuzz_tempdir(tmpl, sizeof tmpl, "store");
 	snprintf(base, sizeof base, "%s/base", tmpl);
 	snprintf(work, sizeof work, "%s/work", tmpl);
 	tdm_options o = TDM_OPTIONS_INIT;

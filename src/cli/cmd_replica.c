@@ -16,8 +16,8 @@ typedef enum mode { DIFF, REPAIR, SYNC } mode;
 
 static const char *const usages[] = {
 	[DIFF] = "tidemark diff A B [--from T] [--to T] [--remote-command CMD] [--timeout D]",
-	[REPAIR] = "tidemark repair SRC DST [--from T] [--to T] [--remote-command CMD] "
-	           "[--timeout D]",
+	[REPAIR] = ("tidemark repair SRC DST [--from T] [--to T] [--remote-command CMD] "
+	            "[--timeout D]"),
 	[SYNC] = "tidemark sync A B [--from T] [--to T] [--remote-command CMD] [--timeout D]",
 };
 
