@@ -77,13 +77,17 @@ static int varint_get(uint64_t *v, const uint8_t **p, const uint8_t *end)
 	return -1;
 }
 
-static size_t leaf_encode(uint8_t *out, const digest_leaf *l, int is_leaf)
+/* A row's head: its count and sum. */
+static size_t head_encode(uint8_t *out, const tdm_digest *d)
 {
-	size_t n = varint_put(out, l->d.count);
-	put_le(out + n, l->d.sum, 8);
-	n += 8;
-	if (!is_leaf)
-		return n;
+	size_t n = varint_put(out, d->count);
+	put_le(out + n, d->sum, 8);
+	return n + 8;
+}
+
+static size_t leaf_encode(uint8_t *out, const digest_leaf *l)
+{
+	size_t n = head_encode(out, &l->d);
 	for (int k = 0; k < 2; k++) {
 		n += varint_put(out + n, l->n[k]);
 		uint64_t prev_end = 0;
@@ -165,15 +169,6 @@ static int row_get(digest_leaf *out, kv_txn *txn, int64_t shard, unsigned level,
 	if (leaf_decode(out, &v, level == DIGEST_LEAF_LEVEL))
 		return row_corrupt(shard, level, node);
 	return 0;
-}
-
-static int row_put(kv_txn *txn, int64_t shard, unsigned level, uint32_t node,
-                   const digest_leaf *l)
-{
-	uint8_t key[KEY_LEN], val[LEAF_VALUE_MAX];
-	key_encode(key, shard, level, node);
-	size_t n = leaf_encode(val, l, level == DIGEST_LEAF_LEVEL);
-	return kv_put(txn, KV_DIGEST, key, sizeof key, val, n);
 }
 
 int digest_get(tdm_digest *out, kv_txn *txn, int64_t shard, unsigned level,
@@ -414,24 +409,45 @@ static int acc_cmp(const void *pa, const void *pb)
 	return a->leaf < b->leaf ? -1 : a->leaf > b->leaf;
 }
 
-static int add_to_row(kv_txn *txn, int64_t shard, unsigned level, uint32_t node,
-                      const tdm_digest *d)
+/* Reads the row at `key` through the cursor: 0 with its value, 1 when
+ * there is none. */
+static int cursor_row(kv_val *v, kv_cursor *c, const uint8_t *key)
 {
-	digest_leaf l;
-	int r = row_get(&l, txn, shard, level, node);
-	if (r)
-		return r;
-	l.d.count += d->count;
-	l.d.sum += d->sum;
-	return row_put(txn, shard, level, node, &l);
+	kv_val k = {key, KEY_LEN};
+	int r = kv_cursor_get(c, &k, v, KV_SET);
+	return r == TDM_ENOTFOUND ? 1 : r;
 }
 
-static int add_to_leaf(kv_txn *txn, const acc_leaf *a)
+static int add_to_row(kv_cursor *c, int64_t shard, unsigned level, uint32_t node,
+                      const tdm_digest *d)
 {
-	digest_leaf l;
-	int r = row_get(&l, txn, a->shard, DIGEST_LEAF_LEVEL, a->leaf);
-	if (r)
+	uint8_t key[KEY_LEN], val[VARINT_MAX + 8];
+	key_encode(key, shard, level, node);
+	tdm_digest have = {0, 0};
+	kv_val v;
+	int r = cursor_row(&v, c, key);
+	if (r < 0)
 		return r;
+	if (!r && digest_decode(&have, &v, 0))
+		return row_corrupt(shard, level, node);
+	have.count += d->count;
+	have.sum += d->sum;
+	return kv_cursor_put(c, key, sizeof key, val, head_encode(val, &have));
+}
+
+static int add_to_leaf(kv_cursor *c, const acc_leaf *a)
+{
+	uint8_t key[KEY_LEN], val[LEAF_VALUE_MAX];
+	key_encode(key, a->shard, DIGEST_LEAF_LEVEL, a->leaf);
+	digest_leaf l;
+	kv_val v;
+	int r = cursor_row(&v, c, key);
+	if (r < 0)
+		return r;
+	if (r)
+		memset(&l, 0, sizeof l);
+	else if (leaf_decode(&l, &v, 1))
+		return row_corrupt(a->shard, DIGEST_LEAF_LEVEL, a->leaf);
 	l.d.count += a->d.count;
 	l.d.sum += a->d.sum;
 	for (int k = 0; k < 2; k++) {
@@ -444,7 +460,7 @@ static int add_to_leaf(kv_txn *txn, const acc_leaf *a)
 		memcpy(l.span[k], s, n * sizeof *s);
 		l.n[k] = n;
 	}
-	return row_put(txn, a->shard, DIGEST_LEAF_LEVEL, a->leaf, &l);
+	return kv_cursor_put(c, key, sizeof key, val, leaf_encode(val, &l));
 }
 
 int digest_acc_flush(digest_acc *a, kv_txn *txn)
@@ -452,34 +468,31 @@ int digest_acc_flush(digest_acc *a, kv_txn *txn)
 	if (!a->n)
 		return 0;
 	qsort(a->v, a->n, sizeof *a->v, acc_cmp);
-	/* Ancestors are summed in sorted order and written once each. */
-	struct ancestor {
-		uint32_t node;
-		tdm_digest d;
-		int used;
-	} up[DIGEST_LEAF_LEVEL] = {{0}};
-	int r = 0;
-	for (size_t i = 0; i <= a->n && !r; i++) {
-		const acc_leaf *l = i < a->n ? &a->v[i] : NULL;
-		for (int level = DIGEST_LEAF_LEVEL - 1; level >= 0 && !r; level--) {
-			uint32_t node = l ? l->leaf >> (4 * (DIGEST_LEAF_LEVEL - level)) : 0;
-			int same = l && up[level].used && l->shard == a->v[i - 1].shard &&
-			           up[level].node == node;
-			if (!same && up[level].used) {
-				r = add_to_row(txn, a->v[i - 1].shard, (unsigned)level,
-				               up[level].node, &up[level].d);
-				up[level].used = 0;
+	/* Every row is read and written through one cursor in key order
+	 * (shard, level, node): level by level from the root, the leaves
+	 * last. A batch out of order touches a hundred leaves or more, and a
+	 * search from the root for each get and each put was most of its
+	 * cost; from the cursor's page it is a few compares. */
+	kv_cursor *c = NULL;
+	int r = kv_cursor_open(&c, txn, KV_DIGEST);
+	for (unsigned level = 0; level < DIGEST_LEAF_LEVEL && !r; level++) {
+		unsigned shift = 4 * (DIGEST_LEAF_LEVEL - level);
+		for (size_t i = 0, j; i < a->n && !r; i = j) {
+			const acc_leaf *first = &a->v[i];
+			uint32_t node = first->leaf >> shift;
+			tdm_digest d = {0, 0};
+			for (j = i; j < a->n && a->v[j].shard == first->shard &&
+			            a->v[j].leaf >> shift == node;
+			     j++) {
+				d.count += a->v[j].d.count;
+				d.sum += a->v[j].d.sum;
 			}
-			if (!l || r)
-				continue;
-			if (!up[level].used)
-				up[level] = (struct ancestor){node, {0, 0}, 1};
-			up[level].d.count += l->d.count;
-			up[level].d.sum += l->d.sum;
+			r = add_to_row(c, first->shard, level, node, &d);
 		}
-		if (l && !r)
-			r = add_to_leaf(txn, l);
 	}
+	for (size_t i = 0; i < a->n && !r; i++)
+		r = add_to_leaf(c, &a->v[i]);
+	kv_cursor_close(c);
 	digest_acc_reset(a);
 	return r;
 }

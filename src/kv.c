@@ -39,6 +39,7 @@ struct kv_txn {
 
 struct kv_cursor {
 	MDB_cursor *cur;
+	kv_txn *txn;
 };
 
 static int lmdb_fail(int rc, const char *what)
@@ -275,6 +276,7 @@ int kv_cursor_open(kv_cursor **out, kv_txn *txn, kv_table t)
 		free(c);
 		return lmdb_fail(rc, "cursor");
 	}
+	c->txn = txn;
 	*out = c;
 	return 0;
 }
@@ -291,9 +293,9 @@ int kv_cursor_get(kv_cursor *c, kv_val *key, kv_val *val, kv_op op)
 {
 	static const MDB_cursor_op ops[] = {
 		[KV_FIRST] = MDB_FIRST, [KV_NEXT] = MDB_NEXT, [KV_PREV] = MDB_PREV,
-		[KV_LAST] = MDB_LAST, [KV_SEEK] = MDB_SET_RANGE};
+		[KV_LAST] = MDB_LAST, [KV_SEEK] = MDB_SET_RANGE, [KV_SET] = MDB_SET_KEY};
 	MDB_val k = {0, NULL}, v;
-	if (op == KV_SEEK)
+	if (op == KV_SEEK || op == KV_SET)
 		k = (MDB_val){key->len, (void *)key->data};
 	int rc = mdb_cursor_get(c->cur, &k, &v, ops[op]);
 	if (rc == MDB_NOTFOUND)
@@ -304,5 +306,16 @@ int kv_cursor_get(kv_cursor *c, kv_val *key, kv_val *val, kv_op op)
 	key->len = k.mv_size;
 	val->data = v.mv_data;
 	val->len = v.mv_size;
+	return 0;
+}
+
+int kv_cursor_put(kv_cursor *c, const void *key, size_t klen, const void *val,
+                  size_t vlen)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_cursor_put(c->cur, &k, &v, 0);
+	if (rc)
+		return lmdb_fail(rc, "put");
+	c->txn->wrote = 1;
 	return 0;
 }

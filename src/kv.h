@@ -70,11 +70,18 @@ typedef enum kv_op {
 	KV_NEXT,
 	KV_PREV,
 	KV_LAST,
-	KV_SEEK /* first key >= the one given */
+	KV_SEEK, /* first key >= the one given */
+	KV_SET   /* exactly the key given */
 } kv_op;
 
 /* Moves the cursor; 0 with key and value, or TDM_ENOTFOUND. For KV_SEEK
- * `key` holds the key sought on input. */
+ * and KV_SET `key` holds the key sought on input. */
 int kv_cursor_get(kv_cursor *c, kv_val *key, kv_val *val, kv_op op);
+
+/* kv_put through a cursor of a write transaction, which is left on the
+ * key. Rows put in key order through one cursor cost a search within the
+ * cursor's page each (LMDB looks there first), not one from the root. */
+int kv_cursor_put(kv_cursor *c, const void *key, size_t klen, const void *val,
+                  size_t vlen);
 
 #endif

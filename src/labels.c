@@ -116,6 +116,8 @@ static size_t key_make(uint8_t *out, int64_t shard, shard_kind kind,
  * when the bytes are not one. */
 static size_t pair_len(const uint8_t *p, size_t avail)
 {
+	if (avail > UINT16_MAX) /* a record's label bytes: no pair is longer */
+		avail = UINT16_MAX;
 	const uint8_t *k = memchr(p, 0, avail);
 	if (!k || k == p)
 		return 0;

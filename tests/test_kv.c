@@ -1,6 +1,6 @@
 /*
- * test_kv.c - the LMDB layer (src/kv.c): opening, transactions, cursors,
- * prefix deletes, clearing, and map growth.
+ * test_kv.c - the LMDB layer (src/kv.c): opening, transactions, cursors
+ * (reading and writing), prefix deletes, clearing, and map growth.
  */
 #include "support.h"
 
@@ -207,6 +207,60 @@ START_TEST(test_cursor)
 }
 END_TEST
 
+/* Puts through a cursor, in key order as the digest flush makes them:
+ * exact gets find only the key given, replaced values may change size,
+ * new keys land between old ones, and a cursor put counts as a write for
+ * a synced commit. */
+START_TEST(test_cursor_put)
+{
+	char p[4096];
+	sub(p, sizeof p, "index");
+	kv_env *e = NULL;
+	ck_assert_int_eq(kv_open(&e, p, 1, 1), 0);
+	kv_txn *t;
+	ck_assert_int_eq(kv_begin(&t, e, 1), 0);
+	put_str(t, KV_DIGEST, "b", "1");
+	put_str(t, KV_DIGEST, "d", "22");
+	ck_assert_int_eq(kv_commit(t), 0);
+	kv_close(e);
+	ck_assert_int_eq(kv_open(&e, p, 0, 1), 0);
+	ck_assert_int_eq(kv_unsynced(e), 1); /* what the files held at open */
+
+	ck_assert_int_eq(kv_begin(&t, e, 1), 0);
+	kv_cursor *c;
+	ck_assert_int_eq(kv_cursor_open(&c, t, KV_DIGEST), 0);
+	const char *keys[] = {"a", "b", "c", "d", "e"};
+	const char *vals[] = {"new a", "1 grown", "new c", "2", "new e"};
+	for (size_t i = 0; i < 5; i++) {
+		kv_val k = {keys[i], 1}, v;
+		int r = kv_cursor_get(c, &k, &v, KV_SET);
+		int stored = keys[i][0] == 'b' || keys[i][0] == 'd';
+		ck_assert_int_eq(r, stored ? 0 : TDM_ENOTFOUND);
+		if (stored)
+			ck_assert(key_is(&k, keys[i]));
+		ck_assert_int_eq(kv_cursor_put(c, keys[i], 1, vals[i], strlen(vals[i])), 0);
+	}
+	kv_cursor_close(c);
+	ck_assert_int_eq(kv_commit(t), 0);
+	/* A synced commit that put through a cursor left nothing unsynced. */
+	ck_assert_int_eq(kv_unsynced(e), 0);
+
+	ck_assert_int_eq(kv_begin(&t, e, 0), 0);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_msg(get_is(t, KV_DIGEST, keys[i], vals[i]), "key %s", keys[i]);
+	ck_assert_int_eq(kv_cursor_open(&c, t, KV_DIGEST), 0);
+	kv_val k = {"bb", 2}, v;
+	ck_assert_int_eq(kv_cursor_get(c, &k, &v, KV_SET), TDM_ENOTFOUND);
+	size_t n = 0;
+	for (int r = kv_cursor_get(c, &k, &v, KV_FIRST); !r; r = kv_cursor_get(c, &k, &v, KV_NEXT))
+		ck_assert(key_is(&k, keys[n++]));
+	ck_assert_uint_eq(n, 5);
+	kv_cursor_close(c);
+	kv_abort(t);
+	kv_close(e);
+}
+END_TEST
+
 START_TEST(test_del_prefix_and_clear)
 {
 	kv_env *e = open_env(1);
@@ -390,6 +444,7 @@ static Suite *kv_suite(void)
 	tcase_add_test(tc, test_put_get_persist);
 	tcase_add_test(tc, test_snapshot_isolation);
 	tcase_add_test(tc, test_cursor);
+	tcase_add_test(tc, test_cursor_put);
 	tcase_add_test(tc, test_del_prefix_and_clear);
 	tcase_add_test(tc, test_reserve_grows_map);
 	tcase_add_test(tc, test_sync_only_when_unsynced);
