@@ -1,6 +1,9 @@
 /* fuzz_tmp.c - the temporary directory a fuzz target works in, removed
  * when the process exits, so that replaying the corpus in every test run
- * leaves nothing behind. */
+ * leaves nothing behind. A process that ends without exit handlers (an
+ * abort, libFuzzer's _Exit after a crash, a timeout or out of memory)
+ * leaves its directory, in /dev/shm when there is one: remove
+ * tdm-fuzz-* there after a long libFuzzer run that found crashes. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <stdio.h>

@@ -463,35 +463,44 @@ static int add_to_leaf(kv_cursor *c, const acc_leaf *a)
 	return kv_cursor_put(c, key, sizeof key, val, leaf_encode(val, &l));
 }
 
+/* The rows of one shard's leaves v[0..n): each ancestor, level by level
+ * from the root, then the leaves. */
+static int flush_shard(kv_cursor *c, const acc_leaf *v, size_t n)
+{
+	int r = 0;
+	for (unsigned level = 0; level < DIGEST_LEAF_LEVEL && !r; level++) {
+		unsigned shift = 4 * (DIGEST_LEAF_LEVEL - level);
+		for (size_t i = 0, j; i < n && !r; i = j) {
+			uint32_t node = v[i].leaf >> shift;
+			tdm_digest d = {0, 0};
+			for (j = i; j < n && v[j].leaf >> shift == node; j++) {
+				d.count += v[j].d.count;
+				d.sum += v[j].d.sum;
+			}
+			r = add_to_row(c, v[i].shard, level, node, &d);
+		}
+	}
+	for (size_t i = 0; i < n && !r; i++)
+		r = add_to_leaf(c, &v[i]);
+	return r;
+}
+
 int digest_acc_flush(digest_acc *a, kv_txn *txn)
 {
 	if (!a->n)
 		return 0;
 	qsort(a->v, a->n, sizeof *a->v, acc_cmp);
 	/* Every row is read and written through one cursor in key order
-	 * (shard, level, node): level by level from the root, the leaves
-	 * last. A batch out of order touches a hundred leaves or more, and a
-	 * search from the root for each get and each put was most of its
-	 * cost; from the cursor's page it is a few compares. */
+	 * (shard, level, node). A batch out of order touches a hundred leaves
+	 * or more, and a search from the root for each get and each put was
+	 * most of its cost; from the cursor's page it is a few compares. */
 	kv_cursor *c = NULL;
 	int r = kv_cursor_open(&c, txn, KV_DIGEST);
-	for (unsigned level = 0; level < DIGEST_LEAF_LEVEL && !r; level++) {
-		unsigned shift = 4 * (DIGEST_LEAF_LEVEL - level);
-		for (size_t i = 0, j; i < a->n && !r; i = j) {
-			const acc_leaf *first = &a->v[i];
-			uint32_t node = first->leaf >> shift;
-			tdm_digest d = {0, 0};
-			for (j = i; j < a->n && a->v[j].shard == first->shard &&
-			            a->v[j].leaf >> shift == node;
-			     j++) {
-				d.count += a->v[j].d.count;
-				d.sum += a->v[j].d.sum;
-			}
-			r = add_to_row(c, first->shard, level, node, &d);
-		}
+	for (size_t i = 0, j; i < a->n && !r; i = j) {
+		for (j = i; j < a->n && a->v[j].shard == a->v[i].shard; j++)
+			;
+		r = flush_shard(c, &a->v[i], j - i);
 	}
-	for (size_t i = 0; i < a->n && !r; i++)
-		r = add_to_leaf(c, &a->v[i]);
 	kv_cursor_close(c);
 	digest_acc_reset(a);
 	return r;
