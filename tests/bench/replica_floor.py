@@ -53,39 +53,35 @@ def main():
                 shutil.rmtree(d, ignore_errors=True)
             subprocess.run("cp -a A0 A && cp -a B0 B && sync -f A", shell=True, check=True)
 
-        def timed(cmd, shell=False):
-            start = time.perf_counter()
-            r = subprocess.run(cmd, shell=shell, stdout=subprocess.DEVNULL)
-            ms = (time.perf_counter() - start) * 1e3
-            if r.returncode not in (0, 1):  # diff exits 1 on a difference
-                sys.exit(f"{cmd}: exit {r.returncode}")
-            return ms
-
         remote = f'{tm} serve --stdio "$2"'
+        # name, command, its exit code, fresh copies of both stores first
         rows = [
-            ("`tidemark --version` (a process start)", lambda: timed([tm, "--version"])),
-            ("`tidemark stat A` (a start and a store open)", lambda: timed([tm, "stat", "A"])),
+            ("`tidemark --version` (a process start)", [tm, "--version"], 0, True),
+            ("`tidemark stat A` (a start and a store open)", [tm, "stat", "A"], 0, False),
             ("`tidemark diff A B` (finds the difference, moves nothing)",
-             lambda: timed([tm, "diff", "A", "B"])),
-            ("`tidemark sync A B` (local)", lambda: timed([tm, "sync", "A", "B"])),
-            ("`tidemark sync A ssh:x:B` (pipe)", None),
-            ("`cp -a A C && sync -f C`", lambda: timed("cp -a A C && sync -f C", shell=True)),
+             [tm, "diff", "A", "B"], 1, False),
+            ("`tidemark sync A B` (local)", [tm, "sync", "A", "B"], 0, False),
+            ("`tidemark sync A ssh:x:B` (pipe)",
+             [tm, "sync", "A", "ssh:x:B", "--remote-command", remote], 0, True),
+            ("`cp -a A C && sync -f C`", "cp -a A C && sync -f C", 0, False),
         ]
-        res = {name: [] for name, _ in rows}
+        res = {name: [] for name, *_ in rows}
         for _ in range(reps):
-            fresh()
-            for name, fn in rows[:4]:
-                res[name].append(fn())
-            fresh()
-            res[rows[4][0]].append(timed([tm, "sync", "A", "ssh:x:B", "--remote-command", remote]))
-            res[rows[5][0]].append(rows[5][1]())
+            for name, cmd, want, fresh_first in rows:
+                if fresh_first:
+                    fresh()
+                start = time.perf_counter()
+                r = subprocess.run(cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL)
+                res[name].append((time.perf_counter() - start) * 1e3)
+                if r.returncode != want:
+                    sys.exit(f"{name}: exit {r.returncode}, expected {want}")
             if subprocess.run([tm, "diff", "A", "B"], stdout=subprocess.DEVNULL).returncode:
                 sys.exit("diff A B after the pipe sync found a difference")
         load = open("/proc/loadavg").read().split()[:3]
         print(f"{events} events, {missing} missing on each side, {reps} rounds, "
               f"load {' '.join(load)} at the end\n")
         print("| command | median | min |\n| --- | ---: | ---: |")
-        for name, _ in rows:
+        for name, *_ in rows:
             v = res[name]
             print(f"| {name} | {statistics.median(v):.2f} ms | {min(v):.2f} ms |")
         copy = statistics.median(res[rows[5][0]])
